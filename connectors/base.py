@@ -1,0 +1,156 @@
+"""The contract every connector implements, and the values that cross it.
+
+A connector reaches one kind of system (``sql``, ``fileshare``, …). The lifecycle in
+``sweeper`` talks to it only through ``Connector``:
+
+* ``check()`` — is the system reachable with the configured credentials?
+* ``prepare(location, clock)`` — check every name the location uses (tables, columns, paths,
+  patterns) against the real system before anything is scanned; raise ``LocationInvalid``.
+* ``scan(request)`` — stream the location's items. Never load a whole table or tree.
+* ``read_event(event, subjects, now)`` — the date of an event per subject (SQL systems).
+
+Drivers are imported lazily inside the connector, so a site without a driver needs it only
+when a system of that kind is used. Connectors are found through the ``sweeper.connectors``
+entry-point group (see ``connectors.registry``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+from pydantic import SecretStr
+
+from sweeper.errors import ActionUnsupported
+from sweeper.ropa.model import Clock, FileLocation, SqlEvent, SqlLocation
+
+LocationModel = SqlLocation | FileLocation
+
+
+class ScannedItem(NamedTuple):
+    """One item a scan found.
+
+    Args:
+        key: stable key within the location (JSON of the key columns, a relative path, …).
+        subject: the data subject (student or staff number), as text, when the location has one.
+        clock: aware clock start; None when the clock is an event (the lifecycle reads it by
+            subject) or could not be read (then ``problem`` says why).
+        fingerprint: changes whenever the item changes; compared again before acting.
+        size: bytes, where the system knows it.
+        details: connector-specific facts for the report, e.g. ``{"dependents": {"grades": 3}}``.
+        problem: why the clock could not be read (NULL value, unparsable date in the path).
+    """
+
+    key: str
+    subject: str | None
+    clock: datetime | None
+    fingerprint: str
+    size: int | None = None
+    details: Mapping[str, Any] | None = None
+    problem: str | None = None
+
+
+class NotDueSummary(NamedTuple):
+    """Items the data source itself found not yet due, counted rather than listed.
+
+    ``earliest_clock`` is the earliest clock start among them, from which the lifecycle
+    computes the location's next due date.
+    """
+
+    count: int
+    earliest_clock: datetime | None
+    size: int = 0
+
+
+class ScanFinding(NamedTuple):
+    """Something a scan met that is not an item but must be reported, the scan going on.
+
+    ``kind`` is e.g. ``unreadable`` (a directory that cannot be listed) or
+    ``symlink_outside`` (a link pointing out of the share root, not followed).
+    """
+
+    kind: str
+    where: str
+    message: str
+
+
+ScanOutput = ScannedItem | NotDueSummary | ScanFinding
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What to scan and how the clock is read.
+
+    Args:
+        location: the location from the RoPA.
+        clock: the effective clock (the location's own, else the rule's).
+        tz: timezone of dates stored without one.
+        cutoff: items whose clock start is after ``cutoff`` are certainly not due; the connector
+            may count them in a ``NotDueSummary`` instead of yielding them. None: yield all.
+    """
+
+    location: LocationModel
+    clock: Clock
+    tz: tzinfo
+    cutoff: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector gets from the sweeper besides its system.
+
+    Args:
+        base_dir: the RoPA file's folder; relative paths in connection settings resolve here.
+        credential: returns the secret of a named credential; raises ``CredentialMissing``.
+        read_only: True for dry runs: the connector must not change anything, and opens
+            read-only connections where the system allows it.
+    """
+
+    base_dir: Path
+    credential: Callable[[str], SecretStr]
+    read_only: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Connector(ABC):
+    """A connection to one system of one kind. Use as a context manager."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, system: Any, context: ConnectorContext) -> None:
+        self.system = system
+        self.context = context
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def check(self) -> None:
+        """Check that the system answers. Raise SystemUnreachable with the reason if not."""
+
+    @abstractmethod
+    def prepare(self, location: LocationModel, clock: Clock) -> None:
+        """Check every name the location uses against the system. Raise LocationInvalid."""
+
+    @abstractmethod
+    def scan(self, request: ScanRequest) -> Iterator[ScanOutput]:
+        """Stream the location's items (and summaries and findings), in bounded memory."""
+
+    def read_event(
+        self, event: SqlEvent, subjects: Sequence[str], now: datetime, tz: tzinfo
+    ) -> dict[str, datetime]:
+        """Given subjects, return the event's date for each subject for whom it has happened.
+
+        Subjects for whom it has not happened (yet) are absent from the result.
+        """
+        raise ActionUnsupported(self.system.id, f"a {self.kind} system cannot supply events")
+
+    def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release connections."""
