@@ -262,7 +262,30 @@ class PathDateClock(_Strict):
 
 
 ClockName = Literal["created", "modified", "accessed", "mtime", "ctime", "atime"]
-Clock = ClockName | ColumnClock | EventClock | PathDateClock
+
+
+def _clock_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "name"
+    if isinstance(value, dict):
+        return next((k for k in ("column", "event", "path_date") if k in value), None)
+    return {ColumnClock: "column", EventClock: "event", PathDateClock: "path_date"}.get(type(value))
+
+
+Clock = Annotated[
+    Annotated[ClockName, Tag("name")]
+    | Annotated[ColumnClock, Tag("column")]
+    | Annotated[EventClock, Tag("event")]
+    | Annotated[PathDateClock, Tag("path_date")],
+    Discriminator(
+        _clock_kind,
+        custom_error_type="clock_kind",
+        custom_error_message=(
+            "a clock is created, modified, accessed, mtime, ctime, atime, "
+            "{column: NAME}, {event: ID} or {path_date: GROUP}"
+        ),
+    ),
+]
 
 
 class Action(StrEnum):

@@ -1,0 +1,443 @@
+"""Load a RoPA from a YAML file or a folder of YAML files, and report every problem at once.
+
+Each problem carries the file, the line where it is known and the dotted path of the field
+(``activities[3].retention.period``). Loading never stops at the first problem: parse errors,
+model errors and cross-reference errors of all files are collected, then raised together as
+``RopaInvalid``. Art. 30 completeness remarks (``sweeper.ropa.lint``) come back as warnings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sweeper.errors import Problem, RopaInvalid
+from sweeper.ropa.model import Ropa, RopaFragment
+
+_LIST_SECTIONS = ("systems", "events", "activities")
+
+
+class _Loader(yaml.SafeLoader):
+    """A YAML 1.2-ish safe loader: only true/false are booleans (a country code NO stays NO)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class _Source:
+    """One parsed file: its data and the line of every node, by path."""
+
+    file: str
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line(self, loc: Loc) -> int | None:
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get(())
+
+
+@dataclass(frozen=True)
+class LoadedRopa:
+    """A valid RoPA with where it came from and the warnings found while loading it."""
+
+    ropa: Ropa
+    path: Path
+    base_dir: Path
+    files: tuple[str, ...]
+    warnings: tuple[Problem, ...]
+    origins: dict[tuple[str, str], tuple[str, str, int | None]]
+
+    @property
+    def digest(self) -> str:
+        return ropa_digest(self.ropa)
+
+    def where(self, section: str, item_id: str) -> str:
+        """Return 'file:line' of a system, event or activity, for messages."""
+        file, _, line = self.origins.get((section, item_id), (str(self.path), "", None))
+        return f"{file}:{line}" if line else file
+
+
+def ropa_digest(ropa: Ropa) -> str:
+    """Return the sha256 of the RoPA's canonical JSON: comments and layout do not count."""
+    canonical = json.dumps(ropa.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    """Given a location tuple, return it dotted: ('a', 3, 'b') -> 'a[3].b'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def load_ropa(path: str | Path, *, strict: bool = False) -> LoadedRopa:
+    """Given a YAML file or a folder of them, return the validated RoPA.
+
+    Raise RopaInvalid with every problem if any error is found, or, with ``strict``, any
+    warning.
+    """
+    from sweeper.ropa.lint import lint
+
+    root = Path(path)
+    files = _ropa_files(root)
+    problems: list[Problem] = []
+    sources = [s for s in (_parse(f, problems) for f in files) if s is not None]
+
+    fragments: list[tuple[_Source, RopaFragment]] = []
+    for source in sources:
+        if source.data is None:
+            problems.append(Problem(source.file, "", "the file is empty", line=1))
+            continue
+        if not isinstance(source.data, dict):
+            problems.append(
+                Problem(source.file, "", "the file must hold a mapping (key: value)", line=1)
+            )
+            continue
+        try:
+            fragments.append((source, RopaFragment.model_validate(source.data)))
+        except ValidationError as err:
+            problems.extend(_problems_from(err, source))
+
+    ropa, origins = _merge(fragments, root, problems)
+    if ropa is not None:
+        problems.extend(_cross_check(ropa, origins))
+    if any(p.severity == "error" for p in problems) or ropa is None:
+        raise RopaInvalid(problems)
+    warnings = lint(ropa, origins)
+    if strict and warnings:
+        raise RopaInvalid([_as_error(w) for w in warnings])
+    base_dir = root if root.is_dir() else root.parent
+    return LoadedRopa(
+        ropa=ropa,
+        path=root,
+        base_dir=base_dir.resolve(),
+        files=tuple(s.file for s in sources),
+        warnings=tuple(warnings),
+        origins=origins,
+    )
+
+
+def _as_error(problem: Problem) -> Problem:
+    return Problem(problem.file, problem.path, problem.message, "error", problem.line)
+
+
+def _ropa_files(root: Path) -> list[Path]:
+    if root.is_dir():
+        files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not files:
+            raise RopaInvalid([Problem(str(root), "", "the folder holds no .yaml or .yml files")])
+        return files
+    if not root.exists():
+        raise RopaInvalid(
+            [Problem(str(root), "", "no such file or folder: give the RoPA's YAML file or folder")]
+        )
+    return [root]
+
+
+def _parse(path: Path, problems: list[Problem]) -> _Source | None:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        problems.append(Problem(file, "", f"cannot read the file: {err}"))
+        return None
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        reason = getattr(err, "problem", None) or str(err)
+        problems.append(
+            Problem(file, "", f"not valid YAML: {reason}", line=mark.line + 1 if mark else None)
+        )
+        return None
+    source = _Source(file, data)
+    if node is not None:
+        _index_lines(node, (), source, problems)
+    return source
+
+
+def _index_lines(node: yaml.Node, loc: Loc, source: _Source, problems: list[Problem]) -> None:
+    source.lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                problems.append(
+                    Problem(
+                        source.file,
+                        format_loc((*loc, key)),
+                        "the key appears twice in the same mapping: keep one",
+                        line=key_node.start_mark.line + 1,
+                    )
+                )
+            seen.add(key)
+            source.lines[(*loc, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*loc, key), source, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            _index_lines(child, (*loc, i), source, problems)
+
+
+def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
+    """Drop the union tags pydantic inserts into error locations (('systems', 0, 'sql', …))."""
+    out: list[str | int] = []
+    current = data
+    for part in loc:
+        if isinstance(current, dict) and part not in current and part in _UNION_TAGS:
+            continue
+        out.append(part)
+        if isinstance(current, dict) and isinstance(part, str):
+            current = current.get(part)
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        else:
+            current = None
+    return tuple(out)
+
+
+_UNION_TAGS = frozenset({"sql", "fileshare", "name", "column", "event", "path_date"})
+
+
+def _message(error: Any) -> str:
+    kind, message, ctx = error["type"], error["msg"], error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown field: check its spelling (`sweeper schema` lists the allowed fields)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "union_tag_invalid":
+        return f"unknown kind {ctx.get('tag')!r}: use one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return f"kind is missing: use one of {ctx.get('expected_tags')}"
+    if kind == "literal_error":
+        return f"{error.get('input')!r} is not allowed: use one of {ctx.get('expected')}"
+    return str(message).removeprefix("Value error, ")
+
+
+def _problems_from(err: ValidationError, source: _Source) -> list[Problem]:
+    problems = []
+    for error in err.errors(include_url=False):
+        loc = _data_loc(source.data, error["loc"])
+        if error["type"] == "union_tag_not_found" and loc and loc[-1] != "kind":
+            loc = (*loc, "kind")
+        problems.append(
+            Problem(source.file, format_loc(loc), _message(error), line=source.line(loc))
+        )
+    return problems
+
+
+def _merge(
+    fragments: list[tuple[_Source, RopaFragment]], root: Path, problems: list[Problem]
+) -> tuple[Ropa | None, dict[tuple[str, str], tuple[str, str, int | None]]]:
+    origins: dict[tuple[str, str], tuple[str, str, int | None]] = {}
+    controller = None
+    timezone = None
+    sections: dict[str, list[Any]] = {name: [] for name in _LIST_SECTIONS}
+    for source, fragment in fragments:
+        if fragment.controller is not None:
+            if controller is not None:
+                problems.append(
+                    Problem(
+                        source.file,
+                        "controller",
+                        f"the controller is already given in {controller[0]}: give it once",
+                        line=source.line(("controller",)),
+                    )
+                )
+            else:
+                controller = (source.file, fragment.controller)
+        if fragment.timezone is not None:
+            timezone = fragment.timezone
+        for name in _LIST_SECTIONS:
+            for i, entry in enumerate(getattr(fragment, name)):
+                key = (name, entry.id)
+                loc = (name, i)
+                if key in origins:
+                    first = origins[key]
+                    problems.append(
+                        Problem(
+                            source.file,
+                            format_loc((*loc, "id")),
+                            f"duplicate id {entry.id!r}: also at {first[0]}:{first[2]} "
+                            f"({first[1]})",
+                            line=source.line(loc),
+                        )
+                    )
+                    continue
+                origins[key] = (source.file, format_loc(loc), source.line(loc))
+                sections[name].append(entry)
+    if controller is None:
+        if fragments:
+            problems.append(
+                Problem(
+                    str(root),
+                    "controller",
+                    "required field is missing: name the controller (name, contact, dpo)",
+                    line=1 if not root.is_dir() else None,
+                )
+            )
+        return None, origins
+    ropa = Ropa.model_construct(
+        version=1,
+        controller=controller[1],
+        timezone=timezone or "Europe/Amsterdam",
+        systems=sections["systems"],
+        events=sections["events"],
+        activities=sections["activities"],
+    )
+    return ropa, origins
+
+
+def _cross_check(
+    ropa: Ropa, origins: dict[tuple[str, str], tuple[str, str, int | None]]
+) -> list[Problem]:
+    """Errors that need more than one part of the RoPA: references and clock fit."""
+    from sweeper.ropa.model import (
+        ColumnClock,
+        EventClock,
+        FileLocation,
+        PathDateClock,
+        SqlLocation,
+        SqlSystem,
+    )
+
+    problems: list[Problem] = []
+
+    def add(section: str, item_id: str, sub: str, message: str) -> None:
+        file, path, line = origins[(section, item_id)]
+        problems.append(Problem(file, path + sub, message, line=line))
+
+    systems = {s.id: s for s in ropa.systems}
+    events = {e.id: e for e in ropa.events}
+    for event in ropa.events:
+        target = systems.get(event.system)
+        if target is None:
+            add("events", event.id, ".system", f"unknown system {event.system!r}")
+        elif not isinstance(target, SqlSystem):
+            add(
+                "events",
+                event.id,
+                ".system",
+                f"events are read from SQL systems; {event.system!r} is a {target.kind} system",
+            )
+
+    for activity in ropa.activities:
+        rule = activity.retention
+        if (
+            rule is not None
+            and isinstance(rule.clock, EventClock)
+            and rule.clock.event not in events
+        ):
+            add(
+                "activities",
+                activity.id,
+                ".retention.clock.event",
+                f"unknown event {rule.clock.event!r}" + _known(events),
+            )
+        for i, location in enumerate(activity.locations):
+            where = f".locations[{i}]"
+            system = systems.get(location.system)
+            if system is not None:
+                expected = "sql" if isinstance(location, SqlLocation) else "fileshare"
+                if system.kind != expected:
+                    add(
+                        "activities",
+                        activity.id,
+                        where,
+                        f"system {system.id!r} is a {system.kind} system but this is a "
+                        f"{expected} location",
+                    )
+                    continue
+            clock = location.clock or (rule.clock if rule else None)
+            if clock is None:
+                continue
+            src = where + ".clock" if location.clock else ".retention.clock"
+            if isinstance(clock, EventClock):
+                if clock.event not in events:
+                    add(
+                        "activities",
+                        activity.id,
+                        src,
+                        f"unknown event {clock.event!r}" + _known(events),
+                    )
+                if isinstance(location, SqlLocation) and location.subject is None:
+                    add(
+                        "activities",
+                        activity.id,
+                        where + ".subject",
+                        "an event clock needs the subject column (subject: COLUMN)",
+                    )
+                if (
+                    isinstance(location, FileLocation)
+                    and location.subject_group not in location.regex_groups
+                ):
+                    add(
+                        "activities",
+                        activity.id,
+                        where + ".path_regex",
+                        f"an event clock needs the subject from the path: add a named group "
+                        f"(?P<{location.subject_group}>…) to path_regex",
+                    )
+            elif isinstance(location, SqlLocation) and not isinstance(clock, ColumnClock):
+                add(
+                    "activities",
+                    activity.id,
+                    src,
+                    "a SQL location needs clock {column: NAME} or {event: ID}, "
+                    f"not {_clock_name(clock)}",
+                )
+            elif isinstance(location, FileLocation) and isinstance(clock, ColumnClock):
+                add(
+                    "activities",
+                    activity.id,
+                    src,
+                    "a file-share location has no columns: use modified, created, accessed, "
+                    "{path_date: GROUP} or {event: ID}",
+                )
+            elif (
+                isinstance(location, FileLocation)
+                and isinstance(clock, PathDateClock)
+                and (clock.path_date not in location.regex_groups)
+            ):
+                add(
+                    "activities",
+                    activity.id,
+                    where + ".path_regex",
+                    f"the clock reads the date from group {clock.path_date!r}, which path_regex "
+                    f"does not define: add (?P<{clock.path_date}>…)",
+                )
+    return problems
+
+
+def _known(ids: dict[str, Any]) -> str:
+    return f" (known: {', '.join(sorted(ids))})" if ids else " (the RoPA defines no events)"
+
+
+def _clock_name(clock: Any) -> str:
+    return repr(clock) if isinstance(clock, str) else type(clock).__name__

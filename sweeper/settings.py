@@ -1,0 +1,162 @@
+"""Settings: where state and reports live, and the secrets that systems name.
+
+Sources, highest priority first:
+
+1. ``SWEEPER_…`` environment variables (``SWEEPER_STATE_URL``, ``SWEEPER_CREDENTIALS__SIS=…``);
+2. the config file: ``--config FILE``, else ``$SWEEPER_CONFIG``, else
+   ``/etc/ropa-sweeper/sweeper.yaml`` when it exists (YAML, same field names);
+3. the defaults below.
+
+Secrets: a system in the RoPA names a credential (``connection.credential: sis``); its value is
+looked up in ``credentials`` (environment or config file), then as a file of that name in
+``credentials_dir`` (default ``$CREDENTIALS_DIRECTORY``, which systemd's ``LoadCredential=``
+sets). Secret values are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from sweeper.errors import CredentialMissing, Problem, SettingsInvalid
+
+DEFAULT_CONFIG = Path("/etc/ropa-sweeper/sweeper.yaml")
+
+
+def _default_state_dir() -> Path:
+    if os.environ.get("STATE_DIRECTORY"):  # systemd StateDirectory=
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ropa-sweeper"
+
+
+class Settings(BaseSettings):
+    """ropa-sweeper's settings; see the module docstring for where they come from."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWEEPER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Where plans, reports and the state database live "
+        "(default: $STATE_DIRECTORY under systemd, else ~/.local/state/ropa-sweeper)",
+    )
+    state_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the state store (default: SQLite in state_dir); "
+        "e.g. postgresql+psycopg://sweeper@db/sweeper, password via credential 'state'",
+    )
+    reports_dir: Path | None = Field(
+        default=None, description="Where reports are written (default: state_dir/reports)"
+    )
+    ropa: Path | None = Field(default=None, description="Default RoPA file or folder")
+    credentials_dir: Path | None = Field(
+        default_factory=lambda: (
+            Path(os.environ["CREDENTIALS_DIRECTORY"])
+            if os.environ.get("CREDENTIALS_DIRECTORY")
+            else None
+        ),
+        description="Folder with one file per credential (default: $CREDENTIALS_DIRECTORY)",
+    )
+    credentials: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Credentials by name; prefer credential files over this",
+    )
+    scan_batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Items per batch for event look-ups"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config = _config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
+        return tuple(sources)
+
+    @property
+    def state_database_url(self) -> str:
+        return self.state_url or f"sqlite:///{self.state_dir / 'state.db'}"
+
+    @property
+    def reports_path(self) -> Path:
+        return self.reports_dir or self.state_dir / "reports"
+
+    def credential(self, name: str) -> SecretStr:
+        """Given a credential's name, return its secret. Raise CredentialMissing if unknown."""
+        if name in self.credentials:
+            return self.credentials[name]
+        looked = [f"SWEEPER_CREDENTIALS__{name.upper()}", "credentials in the config file"]
+        if self.credentials_dir is not None:
+            path = self.credentials_dir / name
+            looked.append(str(path))
+            try:
+                return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise CredentialMissing(
+                    f"credential {name!r}: cannot read {path}: {err.strerror}"
+                ) from err
+        else:
+            looked.append("$CREDENTIALS_DIRECTORY (not set)")
+        raise CredentialMissing(
+            f"credential {name!r} is not set; looked in: {', '.join(looked)}. "
+            f"Under systemd, add LoadCredential={name}:/etc/ropa-sweeper/credentials/{name}"
+        )
+
+
+_config_override: Path | None = None
+
+
+def _config_file() -> Path | None:
+    if _config_override is not None:
+        return _config_override
+    if os.environ.get("SWEEPER_CONFIG"):
+        return Path(os.environ["SWEEPER_CONFIG"])
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Return the settings from all sources. Raise SettingsInvalid listing every problem."""
+    global _config_override
+    _config_override = config
+    source = str(config or _config_file() or "environment")
+    if config is not None and not config.is_file():
+        raise SettingsInvalid([Problem(str(config), "", "no such config file")])
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:
+        problems = []
+        for e in err.errors(include_url=False):
+            path = ".".join(str(p) for p in e["loc"])
+            env = "SWEEPER_" + "__".join(str(p) for p in e["loc"]).upper()
+            message = str(e["msg"]).removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                message = "unknown setting: check its spelling (sweeper settings --help lists them)"
+            problems.append(Problem(source, path, f"{message} (or set {env})"))
+        raise SettingsInvalid(problems) from None
+    except Exception as err:  # the YAML source raises plain errors for unreadable files
+        raise SettingsInvalid([Problem(source, "", f"cannot read the settings: {err}")]) from err
+    finally:
+        _config_override = None

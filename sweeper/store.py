@@ -1,0 +1,252 @@
+"""The state store: plans, their locations, items and findings, through SQLAlchemy Core.
+
+SQLite in the state directory by default (embedded, nothing to set up); PostgreSQL for
+production and for several agents sharing one store. Times are stored as UTC: in plan rows as
+timestamps, in item rows as ISO 8601 text so that a plan's content hash can be recomputed
+from the store exactly, on any database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sweeper.errors import PlanNotFound, SweeperError
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware datetime stored as naive UTC, returned as aware UTC, on every database."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the state store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+plans = sa.Table(
+    "plans",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("clock", UtcDateTime(), nullable=False, comment="the 'now' due dates used"),
+    sa.Column("ropa_path", sa.Text, nullable=False),
+    sa.Column("ropa_digest", sa.String(64), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, comment="building, ready"),
+    sa.Column("complete", sa.Boolean, nullable=False, comment="false if a system failed"),
+    sa.Column("item_count", sa.Integer, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False, comment="JSON: totals and legacy systems"),
+)
+
+plan_locations = sa.Table(
+    "plan_locations",
+    metadata,
+    sa.Column("plan_id", sa.String(40), sa.ForeignKey("plans.id"), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("activity", sa.String(64), nullable=False),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False, comment="scanned, failed, skipped"),
+    sa.Column("error", sa.Text),
+    sa.Column("counts", sa.Text, nullable=False, comment="JSON: items per status"),
+    sa.Column("bytes_due", sa.BigInteger, nullable=False),
+    sa.Column("oldest_due", sa.String(40), comment="earliest due date among due items"),
+    sa.Column("next_due", sa.String(40), comment="earliest due date among items not yet due"),
+    sa.Column("details", sa.Text, nullable=False, comment="JSON: rule, clock, action"),
+)
+
+plan_items = sa.Table(
+    "plan_items",
+    metadata,
+    sa.Column("plan_id", sa.String(40), sa.ForeignKey("plans.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("location_idx", sa.Integer, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text),
+    sa.Column("clock_start", sa.String(40)),
+    sa.Column("due_date", sa.String(40)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("reason", sa.Text),
+    sa.Column("details", sa.Text),
+)
+
+plan_findings = sa.Table(
+    "plan_findings",
+    metadata,
+    sa.Column("plan_id", sa.String(40), sa.ForeignKey("plans.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("location_idx", sa.Integer),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("where", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+ITEM_FIELDS = (
+    "seq",
+    "location_idx",
+    "key",
+    "subject",
+    "clock_start",
+    "due_date",
+    "status",
+    "action",
+    "fingerprint",
+    "size",
+    "reason",
+    "details",
+)
+
+
+class Store:
+    """The state store. Create it with ``Store.open(url)``; it creates its tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Given a SQLAlchemy URL, return the store, creating its tables if needed."""
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = sa.create_engine(url)
+            if engine.dialect.name == "sqlite":
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+            metadata.create_all(engine)
+        except sa.exc.SQLAlchemyError as err:
+            raise SweeperError(
+                f"cannot open the state store {sa.make_url(url).render_as_string()}: "
+                f"{type(err.orig or err).__name__}: {err.orig or err}"
+            ) from err
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- plans -------------------------------------------------------------------------
+
+    def insert_plan(self, conn: sa.Connection, row: Mapping[str, Any]) -> None:
+        conn.execute(plans.insert(), [dict(row)])
+
+    def finish_plan(self, conn: sa.Connection, plan_id: str, values: Mapping[str, Any]) -> None:
+        conn.execute(plans.update().where(plans.c.id == plan_id).values(**values))
+
+    def insert_items(
+        self, conn: sa.Connection, plan_id: str, rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Insert item rows given as tuples in ITEM_FIELDS order."""
+        if rows:
+            conn.execute(
+                plan_items.insert(),
+                [{"plan_id": plan_id, **dict(zip(ITEM_FIELDS, r, strict=True))} for r in rows],
+            )
+
+    def insert_locations(self, conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            conn.execute(plan_locations.insert(), rows)
+
+    def insert_findings(self, conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            conn.execute(plan_findings.insert(), rows)
+
+    def plan(self, plan_id: str) -> dict[str, Any]:
+        """Given a plan id (or a unique prefix of one), return its row. Raise PlanNotFound."""
+        with self.engine.connect() as conn:
+            found = (
+                conn.execute(
+                    sa.select(plans).where(
+                        plans.c.id.like(_escape_like(plan_id) + "%", escape="\\")
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        if not found:
+            raise PlanNotFound(f"no plan {plan_id!r} in the state store (sweeper plans lists them)")
+        if len(found) > 1 and not any(r["id"] == plan_id for r in found):
+            raise PlanNotFound(f"{plan_id!r} matches {len(found)} plans: give more of the id")
+        row = next((r for r in found if r["id"] == plan_id), found[0])
+        plan = dict(row)
+        plan["summary"] = json.loads(plan["summary"])
+        return plan
+
+    def plans(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(plans).order_by(plans.c.created_at.desc()).limit(limit)
+            ).mappings()
+            return [dict(r, summary=json.loads(r["summary"])) for r in rows]
+
+    def locations(self, plan_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(plan_locations)
+                .where(plan_locations.c.plan_id == plan_id)
+                .order_by(plan_locations.c.idx)
+            ).mappings()
+            return [
+                dict(r, counts=json.loads(r["counts"]), details=json.loads(r["details"]))
+                for r in rows
+            ]
+
+    def findings(self, plan_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(plan_findings)
+                .where(plan_findings.c.plan_id == plan_id)
+                .order_by(plan_findings.c.seq)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def items(self, plan_id: str, batch: int = 5000) -> Iterator[dict[str, Any]]:
+        """Stream a plan's items in order, in bounded memory (keyset pagination on seq)."""
+        last = -1
+        columns = [plan_items.c[f] for f in ITEM_FIELDS]
+        with self.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    sa.select(*columns)
+                    .where(plan_items.c.plan_id == plan_id, plan_items.c.seq > last)
+                    .order_by(plan_items.c.seq)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return
+                for row in rows:
+                    yield dict(zip(ITEM_FIELDS, row, strict=True))
+                last = rows[-1][0]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
