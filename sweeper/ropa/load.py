@@ -10,18 +10,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from sweeper.errors import Problem, RopaInvalid
-from sweeper.ropa.model import Ropa, RopaFragment
+from sweeper.ropa.model import (
+    Activity,
+    ColumnClock,
+    Controller,
+    EventClock,
+    FileLocation,
+    PathDateClock,
+    Ropa,
+    RopaHeader,
+    SqlEvent,
+    SqlLocation,
+    SqlSystem,
+    System,
+)
 
-_LIST_SECTIONS = ("systems", "events", "activities")
+_SECTIONS: dict[str, TypeAdapter[Any]] = {
+    "systems": TypeAdapter(System),
+    "events": TypeAdapter(SqlEvent),
+    "activities": TypeAdapter(Activity),
+}
 
 
 class _Loader(yaml.SafeLoader):
@@ -39,6 +56,7 @@ _Loader.add_implicit_resolver(
 )
 
 Loc = tuple[str | int, ...]
+Origins = dict[tuple[str, str], tuple[str, str, int | None]]
 
 
 @dataclass
@@ -66,7 +84,7 @@ class LoadedRopa:
     base_dir: Path
     files: tuple[str, ...]
     warnings: tuple[Problem, ...]
-    origins: dict[tuple[str, str], tuple[str, str, int | None]]
+    origins: Origins
 
     @property
     def digest(self) -> str:
@@ -108,24 +126,12 @@ def load_ropa(path: str | Path, *, strict: bool = False) -> LoadedRopa:
     problems: list[Problem] = []
     sources = [s for s in (_parse(f, problems) for f in files) if s is not None]
 
-    fragments: list[tuple[_Source, RopaFragment]] = []
-    for source in sources:
-        if source.data is None:
-            problems.append(Problem(source.file, "", "the file is empty", line=1))
-            continue
-        if not isinstance(source.data, dict):
-            problems.append(
-                Problem(source.file, "", "the file must hold a mapping (key: value)", line=1)
-            )
-            continue
-        try:
-            fragments.append((source, RopaFragment.model_validate(source.data)))
-        except ValidationError as err:
-            problems.extend(_problems_from(err, source))
-
-    ropa, origins = _merge(fragments, root, problems)
+    fragments = [_validate(source, problems) for source in sources]
+    ropa, origins = _merge([f for f in fragments if f is not None], root, problems)
+    invalid = {key[1] for f in fragments if f is not None for key in f.invalid_ids}
     if ropa is not None:
-        problems.extend(_cross_check(ropa, origins))
+        sources_by_file = {f.source.file: f.source for f in fragments if f is not None}
+        problems.extend(_cross_check(ropa, origins, sources_by_file, invalid))
     if any(p.severity == "error" for p in problems) or ropa is None:
         raise RopaInvalid(problems)
     warnings = lint(ropa, origins)
@@ -235,16 +241,17 @@ def _message(error: Any) -> str:
         return f"unknown kind {ctx.get('tag')!r}: use one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
         return f"kind is missing: use one of {ctx.get('expected_tags')}"
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         return f"{error.get('input')!r} is not allowed: use one of {ctx.get('expected')}"
     return str(message).removeprefix("Value error, ")
 
 
-def _problems_from(err: ValidationError, source: _Source) -> list[Problem]:
+def _problems_from(err: ValidationError, source: _Source, prefix: Loc = ()) -> list[Problem]:
     problems = []
     for error in err.errors(include_url=False):
-        loc = _data_loc(source.data, error["loc"])
-        if error["type"] == "union_tag_not_found" and loc and loc[-1] != "kind":
+        loc = _data_loc(source.data, (*prefix, *error["loc"]))
+        is_system = len(loc) == 2 and loc[0] == "systems"
+        if error["type"].startswith("union_tag") and is_system:
             loc = (*loc, "kind")
         problems.append(
             Problem(source.file, format_loc(loc), _message(error), line=source.line(loc))
@@ -252,14 +259,74 @@ def _problems_from(err: ValidationError, source: _Source) -> list[Problem]:
     return problems
 
 
+@dataclass
+class _Fragment:
+    """The valid parts of one file, each list entry with its index in the file."""
+
+    source: _Source
+    controller: Controller | None = None
+    timezone: str | None = None
+    sections: dict[str, list[tuple[int, Any]]] = field(
+        default_factory=lambda: {name: [] for name in _SECTIONS}
+    )
+    invalid_ids: dict[tuple[str, str], Loc] = field(default_factory=dict)
+
+
+def _validate(source: _Source, problems: list[Problem]) -> _Fragment | None:
+    """Validate each part of a file on its own, so one bad entry hides no other problem."""
+    data = source.data
+    if data is None:
+        problems.append(Problem(source.file, "", "the file is empty", line=1))
+        return None
+    if not isinstance(data, dict):
+        problems.append(
+            Problem(source.file, "", "the file must hold a mapping (key: value)", line=1)
+        )
+        return None
+    fragment = _Fragment(source)
+    try:
+        header = RopaHeader.model_validate({k: v for k, v in data.items() if k not in _SECTIONS})
+        fragment.controller, fragment.timezone = header.controller, header.timezone
+    except ValidationError as err:
+        problems.extend(_problems_from(err, source))
+    for name, adapter in _SECTIONS.items():
+        entries = data.get(name)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            problems.append(
+                Problem(
+                    source.file,
+                    name,
+                    f"{name} must be a list (- entries)",
+                    line=source.line((name,)),
+                )
+            )
+            continue
+        for i, entry in enumerate(entries):
+            try:
+                fragment.sections[name].append((i, adapter.validate_python(entry)))
+            except ValidationError as err:
+                problems.extend(_problems_from(err, source, (name, i)))
+                if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                    fragment.invalid_ids.setdefault((name, entry["id"]), (name, i))
+    return fragment
+
+
 def _merge(
-    fragments: list[tuple[_Source, RopaFragment]], root: Path, problems: list[Problem]
-) -> tuple[Ropa | None, dict[tuple[str, str], tuple[str, str, int | None]]]:
-    origins: dict[tuple[str, str], tuple[str, str, int | None]] = {}
-    controller = None
+    fragments: list[_Fragment], root: Path, problems: list[Problem]
+) -> tuple[Ropa | None, Origins]:
+    origins: Origins = {}
+    controller: tuple[str, Controller] | None = None
     timezone = None
-    sections: dict[str, list[Any]] = {name: [] for name in _LIST_SECTIONS}
-    for source, fragment in fragments:
+    sections: dict[str, list[Any]] = {name: [] for name in _SECTIONS}
+    invalid = {
+        key: (f.source.file, format_loc(loc), f.source.line(loc))
+        for f in reversed(fragments)
+        for key, loc in f.invalid_ids.items()
+    }
+    for fragment in fragments:
+        source = fragment.source
         if fragment.controller is not None:
             if controller is not None:
                 problems.append(
@@ -272,28 +339,26 @@ def _merge(
                 )
             else:
                 controller = (source.file, fragment.controller)
-        if fragment.timezone is not None:
-            timezone = fragment.timezone
-        for name in _LIST_SECTIONS:
-            for i, entry in enumerate(getattr(fragment, name)):
+        timezone = fragment.timezone or timezone
+        for name, entries in fragment.sections.items():
+            for i, entry in entries:
                 key = (name, entry.id)
                 loc = (name, i)
-                if key in origins:
-                    first = origins[key]
+                if key in origins or key in invalid:
+                    file, path, line = origins.get(key) or invalid[key]
                     problems.append(
                         Problem(
                             source.file,
                             format_loc((*loc, "id")),
-                            f"duplicate id {entry.id!r}: also at {first[0]}:{first[2]} "
-                            f"({first[1]})",
-                            line=source.line(loc),
+                            f"duplicate id {entry.id!r}: also at {file}:{line} ({path})",
+                            line=source.line((*loc, "id")),
                         )
                     )
                     continue
                 origins[key] = (source.file, format_loc(loc), source.line(loc))
                 sections[name].append(entry)
     if controller is None:
-        if fragments:
+        if fragments and not any("controller" in f.source.data for f in fragments):
             problems.append(
                 Problem(
                     str(root),
@@ -315,128 +380,132 @@ def _merge(
 
 
 def _cross_check(
-    ropa: Ropa, origins: dict[tuple[str, str], tuple[str, str, int | None]]
+    ropa: Ropa, origins: Origins, sources: dict[str, _Source], invalid: set[str]
 ) -> list[Problem]:
-    """Errors that need more than one part of the RoPA: references and clock fit."""
-    from sweeper.ropa.model import (
-        ColumnClock,
-        EventClock,
-        FileLocation,
-        PathDateClock,
-        SqlLocation,
-        SqlSystem,
-    )
+    """Errors that need more than one part of the RoPA: references and whether clocks fit.
 
+    References to entries that failed validation themselves are not reported again.
+    """
     problems: list[Problem] = []
 
-    def add(section: str, item_id: str, sub: str, message: str) -> None:
-        file, path, line = origins[(section, item_id)]
-        problems.append(Problem(file, path + sub, message, line=line))
+    def add(section: str, item_id: str, sub: Loc, message: str) -> None:
+        file, path, _ = origins[(section, item_id)]
+        source = sources[file]
+        loc = _parse_loc(path) + sub
+        problems.append(Problem(file, format_loc(loc), message, line=source.line(loc)))
 
     systems = {s.id: s for s in ropa.systems}
     events = {e.id: e for e in ropa.events}
     for event in ropa.events:
         target = systems.get(event.system)
-        if target is None:
-            add("events", event.id, ".system", f"unknown system {event.system!r}")
-        elif not isinstance(target, SqlSystem):
+        if target is None and event.system not in invalid:
             add(
                 "events",
                 event.id,
-                ".system",
+                ("system",),
+                f"unknown system {event.system!r}" + _known(systems, "systems"),
+            )
+        elif target is not None and not isinstance(target, SqlSystem):
+            add(
+                "events",
+                event.id,
+                ("system",),
                 f"events are read from SQL systems; {event.system!r} is a {target.kind} system",
             )
 
     for activity in ropa.activities:
         rule = activity.retention
-        if (
-            rule is not None
-            and isinstance(rule.clock, EventClock)
-            and rule.clock.event not in events
-        ):
+        rule_clock = rule.clock if rule is not None else None
+        if isinstance(rule_clock, EventClock) and rule_clock.event not in events | invalid:
             add(
                 "activities",
                 activity.id,
-                ".retention.clock.event",
-                f"unknown event {rule.clock.event!r}" + _known(events),
+                ("retention", "clock", "event"),
+                f"unknown event {rule_clock.event!r}" + _known(events, "events"),
             )
         for i, location in enumerate(activity.locations):
-            where = f".locations[{i}]"
+            here: Loc = ("locations", i)
             system = systems.get(location.system)
-            if system is not None:
-                expected = "sql" if isinstance(location, SqlLocation) else "fileshare"
-                if system.kind != expected:
-                    add(
-                        "activities",
-                        activity.id,
-                        where,
-                        f"system {system.id!r} is a {system.kind} system but this is a "
-                        f"{expected} location",
-                    )
-                    continue
-            clock = location.clock or (rule.clock if rule else None)
-            if clock is None:
+            expected = "sql" if isinstance(location, SqlLocation) else "fileshare"
+            if system is not None and system.kind != expected:
+                add(
+                    "activities",
+                    activity.id,
+                    (*here, "system"),
+                    f"system {system.id!r} is a {system.kind} system but this is a {expected} "
+                    "location",
+                )
                 continue
-            src = where + ".clock" if location.clock else ".retention.clock"
-            if isinstance(clock, EventClock):
-                if clock.event not in events:
-                    add(
-                        "activities",
-                        activity.id,
-                        src,
-                        f"unknown event {clock.event!r}" + _known(events),
-                    )
-                if isinstance(location, SqlLocation) and location.subject is None:
-                    add(
-                        "activities",
-                        activity.id,
-                        where + ".subject",
-                        "an event clock needs the subject column (subject: COLUMN)",
-                    )
-                if (
-                    isinstance(location, FileLocation)
-                    and location.subject_group not in location.regex_groups
-                ):
-                    add(
-                        "activities",
-                        activity.id,
-                        where + ".path_regex",
-                        f"an event clock needs the subject from the path: add a named group "
-                        f"(?P<{location.subject_group}>…) to path_regex",
-                    )
-            elif isinstance(location, SqlLocation) and not isinstance(clock, ColumnClock):
-                add(
-                    "activities",
-                    activity.id,
-                    src,
-                    "a SQL location needs clock {column: NAME} or {event: ID}, "
-                    f"not {_clock_name(clock)}",
-                )
-            elif isinstance(location, FileLocation) and isinstance(clock, ColumnClock):
-                add(
-                    "activities",
-                    activity.id,
-                    src,
-                    "a file-share location has no columns: use modified, created, accessed, "
-                    "{path_date: GROUP} or {event: ID}",
-                )
-            elif (
-                isinstance(location, FileLocation)
-                and isinstance(clock, PathDateClock)
-                and (clock.path_date not in location.regex_groups)
+            clock = location.clock or rule_clock
+            clock_loc = (*here, "clock") if location.clock else ("retention", "clock")
+            for where, message in _clock_problems(
+                location, clock, events, invalid, location.clock is not None
             ):
-                add(
-                    "activities",
-                    activity.id,
-                    where + ".path_regex",
-                    f"the clock reads the date from group {clock.path_date!r}, which path_regex "
-                    f"does not define: add (?P<{clock.path_date}>…)",
-                )
+                add("activities", activity.id, here + where if where else clock_loc, message)
     return problems
 
 
-def _known(ids: dict[str, Any]) -> str:
-    return f" (known: {', '.join(sorted(ids))})" if ids else " (the RoPA defines no events)"
+def _clock_problems(
+    location: Any, clock: Any, events: dict[str, SqlEvent], invalid: set[str], own: bool
+) -> Iterator[tuple[Loc, str]]:
+    """Yield (where under the location, message) for a clock that does not fit its location;
+    an empty ``where`` means the clock itself."""
+    if clock is None:
+        return
+    if isinstance(clock, EventClock):
+        if own and clock.event not in events and clock.event not in invalid:
+            yield ("clock", "event"), f"unknown event {clock.event!r}" + _known(events, "events")
+        if isinstance(location, SqlLocation) and location.subject is None:
+            yield ("subject",), "an event clock needs the subject column: add subject: COLUMN"
+        if (
+            isinstance(location, FileLocation)
+            and location.subject_group not in location.regex_groups
+        ):
+            yield (
+                ("path_regex",),
+                (
+                    "an event clock needs the subject from the path: add a named group "
+                    f"(?P<{location.subject_group}>...) to path_regex"
+                ),
+            )
+    elif isinstance(location, SqlLocation) and not isinstance(clock, ColumnClock):
+        yield (
+            (),
+            (
+                "a SQL location needs clock {column: NAME} or {event: ID}, "
+                f"not {_clock_name(clock)}"
+            ),
+        )
+    elif isinstance(location, FileLocation) and isinstance(clock, ColumnClock):
+        yield (
+            (),
+            (
+                "a file-share location has no columns: use modified, created, accessed, "
+                "{path_date: GROUP} or {event: ID}"
+            ),
+        )
+    elif (
+        isinstance(location, FileLocation)
+        and isinstance(clock, PathDateClock)
+        and clock.path_date not in location.regex_groups
+    ):
+        yield (
+            ("path_regex",),
+            (
+                f"the clock reads the date from group {clock.path_date!r}, which path_regex "
+                f"does not define: add (?P<{clock.path_date}>...)"
+            ),
+        )
+
+
+def _parse_loc(path: str) -> Loc:
+    """Given 'activities[3]', return ('activities', 3)."""
+    name, _, rest = path.partition("[")
+    return (name, int(rest.rstrip("]"))) if rest else (name,)
+
+
+def _known(ids: dict[str, Any], what: str) -> str:
+    return f" (known: {', '.join(sorted(ids))})" if ids else f" (the RoPA defines no {what})"
 
 
 def _clock_name(clock: Any) -> str:

@@ -514,15 +514,13 @@ class Ropa(_Strict):
         return next((e for e in self.events if e.id == event_id), None)
 
 
-class RopaFragment(_Strict):
-    """One file of a RoPA kept as a folder: any part of a Ropa; merged by the loader."""
+class RopaHeader(_Strict):
+    """The parts of a RoPA file besides its lists; a RoPA kept as a folder gives the
+    controller in one file and may spread systems, events and activities over many."""
 
     version: Literal[1] = 1
     controller: Controller | None = None
     timezone: str | None = None
-    systems: list[System] = Field(default_factory=list)
-    events: list[SqlEvent] = Field(default_factory=list)
-    activities: list[Activity] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,432 @@
+"""The ``sweeper`` command line. Every command is a dry run unless it says otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from sweeper import logging as sweeper_logging
+from sweeper.errors import Problem, RopaInvalid, SweeperError
+from sweeper.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class _Context:
+    def __init__(self, config: Path | None, state_url: str | None, state_dir: Path | None):
+        self.config = config
+        self.overrides = {"state_url": state_url, "state_dir": state_dir}
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config, **self.overrides)
+        return self._settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (YAML). Default: $SWEEPER_CONFIG or /etc/ropa-sweeper/sweeper.yaml.",
+)
+@click.option("--state-url", help="SQLAlchemy URL of the state store (overrides the settings).")
+@click.option(
+    "--state-dir", type=click.Path(path_type=Path, file_okay=False), help="State directory."
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    default="auto",
+    show_default=True,
+    help="Log format; auto is human-readable on a terminal, JSON otherwise.",
+)
+@click.version_option(package_name="ropa-sweeper")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config: Path | None,
+    state_url: str | None,
+    state_dir: Path | None,
+    verbose: int,
+    log_format: str,
+) -> None:
+    """ropa-sweeper: find personal data past the retention periods of your RoPA."""
+    sweeper_logging.configure(verbose, None if log_format == "auto" else log_format == "json")
+    ctx.obj = _Context(config, state_url, state_dir)
+
+
+# -- validate / schema ------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat Art. 30 completeness warnings as errors.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def validate(path: Path, strict: bool, fmt: str) -> None:
+    """Validate a RoPA file or folder; list every problem. Exit 2 on errors."""
+    from sweeper.ropa import load_ropa
+
+    try:
+        loaded = load_ropa(path, strict=strict)
+    except RopaInvalid as err:
+        _print_problems(err.problems, fmt)
+        sys.exit(2)
+    _print_problems(list(loaded.warnings), fmt)
+    if fmt == "text":
+        ropa = loaded.ropa
+        click.echo(
+            f"{path}: valid: {len(ropa.activities)} activities, {len(ropa.systems)} systems, "
+            f"{len(ropa.events)} events, {len(loaded.warnings)} warning(s); "
+            f"digest {loaded.digest[:12]}"
+        )
+
+
+def _print_problems(problems: list[Problem], fmt: str) -> None:
+    if fmt == "json":
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "file": p.file,
+                        "line": p.line,
+                        "path": p.path,
+                        "severity": p.severity,
+                        "message": p.message,
+                    }
+                    for p in problems
+                ]
+            )
+        )
+        return
+    for p in problems:
+        click.echo(str(p), err=True)
+    errors = sum(1 for p in problems if p.severity == "error")
+    if errors:
+        click.echo(f"{errors} error(s), {len(problems) - errors} warning(s)", err=True)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of a RoPA file, generated from the models."""
+    from sweeper.ropa.model import Ropa
+
+    click.echo(json.dumps(Ropa.model_json_schema(), indent=2))
+
+
+# -- plan / plans / report ----------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--ropa",
+    "ropa_path",
+    type=click.Path(path_type=Path),
+    help="RoPA file or folder (default: the 'ropa' setting).",
+)
+@click.option("--list-not-due", is_flag=True, help="Store and report items not yet due too.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Compute due dates as of this date (a preview; execution re-checks the real clock).",
+)
+@click.option(
+    "--reports-dir", type=click.Path(path_type=Path, file_okay=False), help="Where to write."
+)
+@click.pass_obj
+def plan(
+    obj: _Context,
+    ropa_path: Path | None,
+    list_not_due: bool,
+    as_of: datetime | None,
+    reports_dir: Path | None,
+) -> None:
+    """Dry run: scan every location, store a plan, write JSON and CSV reports.
+
+    Nothing is changed on any system. Exit 1 if a system failed (the others are scanned).
+    """
+    result, _ = run_plan(obj.settings, ropa_path, list_not_due, as_of, reports_dir)
+    if not result.complete:
+        sys.exit(1)
+
+
+def run_plan(
+    settings: Settings,
+    ropa_path: Path | None,
+    list_not_due: bool = False,
+    as_of: datetime | None = None,
+    reports_dir: Path | None = None,
+) -> tuple[Any, dict[str, Path]]:
+    """Load the RoPA, build and store a plan, write its reports and print the summary."""
+    from sweeper.plan import PlanOptions, build_plan
+    from sweeper.report import write_reports
+    from sweeper.ropa import load_ropa
+    from sweeper.store import Store
+
+    path = ropa_path or settings.ropa
+    if path is None:
+        raise SweeperError("no RoPA given: use --ropa PATH or set 'ropa' in the settings")
+    loaded = load_ropa(path)
+    for warning in loaded.warnings:
+        click.echo(str(warning), err=True)
+    store = Store.open(settings.state_database_url)
+    try:
+        options: dict[str, Any] = {"list_not_due": list_not_due}
+        if as_of is not None:
+            from zoneinfo import ZoneInfo
+
+            options["now"] = as_of.replace(tzinfo=ZoneInfo(loaded.ropa.timezone))
+        with _progress() as progress:
+            result = build_plan(loaded, settings, store, PlanOptions(progress=progress, **options))
+        paths = write_reports(store, result.plan_id, reports_dir or settings.reports_path)
+        _print_plan_summary(store, result.plan_id)
+        console.print(f"\nplan [bold]{result.plan_id}[/] stored in {_safe_url(settings)}")
+        console.print(f"reports: {paths['json']}\n         {paths['csv']}")
+        if not result.complete:
+            err_console.print(
+                "[red]the plan is incomplete[/]: a system or location failed (see above); "
+                "the others were scanned"
+            )
+        return result, paths
+    finally:
+        store.close()
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, help="How many plans to list.")
+@click.pass_obj
+def plans(obj: _Context, limit: int) -> None:
+    """List stored plans, newest first."""
+    from sweeper.store import Store
+
+    store = Store.open(obj.settings.state_database_url)
+    try:
+        table = Table("plan", "created", "by", "items", "due", "legacy", "complete", "ropa")
+        for p in store.plans(limit):
+            totals = p["summary"].get("totals", {})
+            table.add_row(
+                p["id"],
+                p["created_at"].strftime("%Y-%m-%d %H:%M"),
+                p["created_by"],
+                str(p["item_count"]),
+                str(totals.get("due", 0)),
+                str(totals.get("legacy_due", 0)),
+                "yes" if p["complete"] else ("building" if p["state"] == "building" else "no"),
+                p["ropa_path"],
+            )
+        console.print(table)
+    finally:
+        store.close()
+
+
+@cli.command()
+@click.argument("plan_id", metavar="PLAN")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="File (default: stdout)"
+)
+@click.pass_obj
+def report(obj: _Context, plan_id: str, fmt: str, output: Path | None) -> None:
+    """Render a stored plan again as JSON or CSV."""
+    from sweeper.report import write_csv, write_json
+    from sweeper.store import Store
+
+    store = Store.open(obj.settings.state_database_url)
+    writer = write_json if fmt == "json" else write_csv
+    try:
+        if output is None:
+            writer(store, plan_id, sys.stdout)
+        else:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                writer(store, plan_id, out)
+            err_console.print(f"written: {output}")
+    finally:
+        store.close()
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("demo-estate"),
+    show_default=True,
+    help="Where to build the demo estate (rebuilt on every run).",
+)
+def demo(directory: Path) -> None:
+    """Build the bundled demo estate (a SQLite SIS and a local share) and dry-run it."""
+    from sweeper.demo import build_estate
+
+    ropa_path = build_estate(directory)
+    console.print(f"demo estate built in {directory}/ (RoPA: {ropa_path})\n")
+    settings = load_settings(None, state_dir=directory / "state")
+    result, _ = run_plan(settings, ropa_path)
+    console.print(
+        "\nNothing was changed: this was a dry run. Open the reports above, or run "
+        f"`sweeper --state-dir {directory / 'state'} plans`."
+    )
+    if not result.complete:
+        sys.exit(1)
+
+
+# -- output helpers ---------------------------------------------------------------------------
+
+
+class _RichProgress:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def start(self, label: str) -> None:
+        self.task = self.progress.add_task(label, total=None)
+
+    def advance(self, count: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, count)
+
+    def finish(self, label: str, outcome: str) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, description=f"{label} ({outcome})")
+            self.progress.stop_task(self.task)
+            self.task = None
+
+
+@contextmanager
+def _progress() -> Iterator[Any]:
+    from sweeper.plan import _NoProgress
+
+    if not err_console.is_terminal:
+        yield _NoProgress()
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("items"),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        yield _RichProgress(progress)
+
+
+def _print_plan_summary(store: Any, plan_id: str) -> None:
+    from sweeper.report import human_bytes, summary_rows
+
+    plan = store.plan(plan_id)
+    table = Table(title=f"plan {plan_id}: items per activity and system", title_justify="left")
+    for col in (
+        "activity",
+        "system",
+        "due",
+        "not due",
+        "no clock",
+        "bytes due",
+        "oldest due",
+        "next due",
+        "action",
+    ):
+        table.add_column(
+            col, justify="right" if col in ("due", "not due", "no clock", "bytes due") else "left"
+        )
+    for row in summary_rows(store, plan_id):
+        due = row["due"] + row["legacy_due"]
+        table.add_row(
+            row["activity"],
+            row["system"],
+            (f"[bold red]{due}[/]" if due else "0") + (" (legacy)" if row["legacy_due"] else ""),
+            str(row["not_due"] + row["waiting_event"]),
+            str(row["no_clock"]),
+            human_bytes(row["bytes_due"]),
+            (row["oldest_due"] or "")[:10],
+            (row["next_due"] or "")[:10],
+            row["action"] if not row["failed"] else f"[red]failed[/]: {_escape(row['failed'])}",
+        )
+    console.print(table)
+    legacy = plan["summary"].get("legacy_systems", [])
+    if legacy:
+        lt = Table(
+            title="legacy systems (decommissioned but still holding data?)", title_justify="left"
+        )
+        for col in (
+            "system",
+            "decommissioned",
+            "days since",
+            "reachable",
+            "items",
+            "bytes",
+            "subjects",
+        ):
+            lt.add_column(col)
+        for sys_row in legacy:
+            lt.add_row(
+                sys_row["system"],
+                sys_row["decommissioned_on"],
+                str(sys_row["days_since"]),
+                "[bold red]yes[/]" if sys_row["reachable"] else "no",
+                str(sys_row["items"]),
+                human_bytes(sys_row["bytes"]),
+                str(sys_row["subjects"]),
+            )
+        console.print(lt)
+    findings = plan["summary"].get("findings", 0)
+    if findings:
+        console.print(
+            f"{findings} finding(s) during the scan (unreadable folders, links out of "
+            "a share): see the report's 'findings'"
+        )
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(settings.state_database_url).render_as_string(hide_password=True)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def main() -> None:
+    """Entry point of the console script: user errors become messages and exit codes."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except RopaInvalid as err:
+        _print_problems(err.problems, "text")
+        sys.exit(err.exit_code)
+    except SweeperError as err:
+        err_console.print(f"[red]error[/]: {_escape(str(err))}")
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
