@@ -416,7 +416,7 @@ def _cross_check(
     for activity in ropa.activities:
         rule = activity.retention
         rule_clock = rule.clock if rule is not None else None
-        if isinstance(rule_clock, EventClock) and rule_clock.event not in events | invalid:
+        if isinstance(rule_clock, EventClock) and rule_clock.event not in events.keys() | invalid:
             add(
                 "activities",
                 activity.id,
