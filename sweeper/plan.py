@@ -18,7 +18,7 @@ import hashlib
 import json
 import secrets
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
@@ -119,12 +119,14 @@ class PlanOptions:
         list_not_due: store items not yet due one by one too (default: counted only).
         created_by: who ran the plan (default: the login name).
         progress: a progress display (default: none).
+        connectors: returns the connector class for a system kind (tests pass a fake).
     """
 
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     list_not_due: bool = False
     created_by: str = field(default_factory=getpass.getuser)
     progress: Progress = field(default_factory=_NoProgress)
+    connectors: Callable[[str], type[Connector]] = connector_class
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ class _Builder:
             if system is None:
                 continue
             try:
-                connector = connector_class(system.kind)(system, self.context)
+                connector = self.options.connectors(system.kind)(system, self.context)
                 connector.check()
             except SweeperError as err:
                 self.failures[system_id] = str(err)
@@ -420,7 +422,7 @@ class _Builder:
     def _finish(self, targets: list[Target]) -> PlanResult:
         location_rows = [self._location_row(t) for t in targets]
         for row in location_rows:
-            self.hasher.update(_canonical(tuple(row[k] for k in sorted(row))))
+            self.hasher.update(_canonical(tuple(row[k] for k in sorted(row) if k != "plan_id")))
         complete = not any(
             t.outcome == "failed" for t in targets if t.legacy_since is None
         ) and not any(

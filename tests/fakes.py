@@ -1,0 +1,65 @@
+"""A FakeConnector for lifecycle tests (as httpx's MockTransport): items come from a table
+the test fills in. Every real connector has integration tests against its real server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, tzinfo
+from typing import Any, ClassVar
+
+from connectors.base import Connector, NotDueSummary, ScanFinding, ScannedItem, ScanRequest
+from sweeper.errors import LocationInvalid, SystemUnreachable
+from sweeper.ropa.model import Clock, SqlEvent, SqlLocation
+
+
+class FakeConnector(Connector):
+    """Serves ``items[(system, table)]``; ``events[subject]`` answers every event."""
+
+    kind = "sql"
+    items: ClassVar[dict[tuple[str, str], list[ScannedItem]]] = {}
+    findings: ClassVar[dict[tuple[str, str], list[ScanFinding]]] = {}
+    events: ClassVar[dict[str, datetime]] = {}
+    unreachable: ClassVar[set[str]] = set()
+    invalid_tables: ClassVar[set[str]] = set()
+    requests: ClassVar[list[ScanRequest]] = []
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.items, cls.findings, cls.events = {}, {}, {}
+        cls.unreachable, cls.invalid_tables, cls.requests = set(), set(), []
+
+    def check(self) -> None:
+        if self.system.id in self.unreachable:
+            raise SystemUnreachable(self.system.id, "connection refused (fake)")
+
+    def prepare(self, location: Any, clock: Clock) -> None:
+        assert isinstance(location, SqlLocation)
+        if location.table in self.invalid_tables:
+            raise LocationInvalid(self.system.id, f"no table {location.table!r} (fake)")
+
+    def scan(self, request: ScanRequest) -> Iterator[Any]:
+        self.requests.append(request)
+        location = request.location
+        assert isinstance(location, SqlLocation)
+        key = (self.system.id, location.table)
+        yield from self.findings.get(key, [])
+        later = [i for i in self.items.get(key, []) if _after(i, request.cutoff)]
+        for item in self.items.get(key, []):
+            if item not in later:
+                yield item
+        if later:
+            clocks = [i.clock for i in later if i.clock is not None]
+            yield NotDueSummary(len(later), min(clocks) if clocks else None, 0)
+
+    def read_event(
+        self, event: SqlEvent, subjects: Sequence[str], now: datetime, tz: tzinfo
+    ) -> dict[str, datetime]:
+        return {s: self.events[s] for s in subjects if s in self.events}
+
+
+def _after(item: ScannedItem, cutoff: datetime | None) -> bool:
+    return cutoff is not None and item.clock is not None and item.clock > cutoff
+
+
+def fake_connectors(kind: str) -> type[Connector]:
+    return FakeConnector
