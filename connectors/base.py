@@ -54,7 +54,8 @@ class ScannedItem(NamedTuple):
     problem: str | None = None
 
 
-class NotDueSummary(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class NotDueSummary:
     """Items the data source itself found not yet due, counted rather than listed.
 
     ``earliest_clock`` is the earliest clock start among them, from which the lifecycle

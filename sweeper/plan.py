@@ -211,6 +211,7 @@ class _Builder:
                 tz = ZoneInfo(system.timezone or self.ropa.timezone)
                 legacy_since = None
                 if system.status is SystemStatus.DECOMMISSIONED:
+                    assert system.decommissioned_on is not None  # the model requires it
                     start = datetime.combine(system.decommissioned_on, time(), tzinfo=tz)
                     legacy_since = (
                         system.legacy_grace.add_to(start) if system.legacy_grace else start
@@ -338,6 +339,8 @@ class _Builder:
         waiting_reason: str | None = None,
     ) -> None:
         self.options.progress.advance(1)
+        reason: str | None
+        due: datetime | None
         if target.legacy_since is not None:
             status, due = LEGACY_DUE, target.legacy_since
             reason = (

@@ -135,9 +135,10 @@ class Store:
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             metadata.create_all(engine)
         except sa.exc.SQLAlchemyError as err:
+            cause = getattr(err, "orig", None) or err
             raise SweeperError(
                 f"cannot open the state store {sa.make_url(url).render_as_string()}: "
-                f"{type(err.orig or err).__name__}: {err.orig or err}"
+                f"{type(cause).__name__}: {cause}"
             ) from err
         return cls(engine)
 

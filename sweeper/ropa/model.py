@@ -269,7 +269,13 @@ def _clock_kind(value: Any) -> str | None:
         return "name"
     if isinstance(value, dict):
         return next((k for k in ("column", "event", "path_date") if k in value), None)
-    return {ColumnClock: "column", EventClock: "event", PathDateClock: "path_date"}.get(type(value))
+    if isinstance(value, ColumnClock):
+        return "column"
+    if isinstance(value, EventClock):
+        return "event"
+    if isinstance(value, PathDateClock):
+        return "path_date"
+    return None
 
 
 Clock = Annotated[
