@@ -1,0 +1,5 @@
+"""Run the CLI as ``python -m sweeper``."""
+
+from sweeper.cli import main
+
+main()
