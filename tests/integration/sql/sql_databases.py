@@ -1,0 +1,81 @@
+"""The backends the SQL connector is tested on, and one test's own database on one of them."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from pydantic import SecretStr
+
+from connectors.base import ConnectorContext
+from connectors.sql import SqlConnector
+from sweeper.errors import CredentialMissing
+from sweeper.ropa.model import SqlConnection, SqlSystem
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:{port}/{database}"
+MARIADB_URL = "mysql+pymysql://root@127.0.0.1:{port}/{database}"
+ODBC_URL = "mysql+pyodbc://root@127.0.0.1:{port}/{database}?driver=MariaDB+Unicode"
+ODBC_DRIVER = "MariaDB Unicode"
+PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+MARIADB_START = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
+
+SQLITE = pytest.param("sqlite", id="sqlite")
+POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres, id="postgresql")
+MARIADB = pytest.param("mariadb", marks=pytest.mark.mariadb, id="mariadb")
+ODBC = pytest.param(
+    "mysql+pyodbc", marks=[pytest.mark.mariadb, pytest.mark.odbc], id="mysql+pyodbc"
+)
+SERVERS = [POSTGRES, MARIADB, ODBC]
+
+
+def free_port() -> int:
+    """Return a loopback port on which nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@dataclass
+class Database:
+    """One test's own database on one backend.
+
+    Args:
+        backend: ``sqlite``, ``postgresql``, ``mariadb`` or ``mysql+pyodbc``.
+        url: the URL a RoPA would hold (no password; relative for SQLite).
+        admin: an engine with full rights on the same database, to build and check data.
+        base_dir: the folder a relative SQLite URL resolves against.
+        schema: the name of the test's schema (PostgreSQL), database (MariaDB) or ``main``.
+        connect_args: driver arguments the connection needs (PostgreSQL's search_path).
+        secrets: the credentials the connector's context supplies, by name.
+    """
+
+    backend: str
+    url: str
+    admin: sa.Engine
+    base_dir: Path
+    schema: str
+    connect_args: dict[str, str | int | bool] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    def system(self, url: str | None = None, credential: str | None = None) -> SqlSystem:
+        connection = SqlConnection(
+            url=url or self.url, credential=credential, connect_args=self.connect_args
+        )
+        return SqlSystem(
+            id="sis", name="Student information system", kind="sql", connection=connection
+        )
+
+    def connector(self, *, read_only: bool = True, system: SqlSystem | None = None) -> SqlConnector:
+        context = ConnectorContext(
+            base_dir=self.base_dir, credential=self._credential, read_only=read_only
+        )
+        return SqlConnector(system or self.system(), context)
+
+    def _credential(self, name: str) -> SecretStr:
+        if name not in self.secrets:
+            raise CredentialMissing(f"no credential {name!r}")
+        return SecretStr(self.secrets[name])
