@@ -1,0 +1,1078 @@
+"""The file-share connector: files under a local or mounted directory tree.
+
+A CIFS or NFS mount is how most Linux hosts see a Windows file server, so "local or mounted"
+covers the common school file server. The system's ``connection.root`` is the share root; a
+relative root is resolved against the RoPA file's folder.
+
+How a scan walks
+    Depth first, one directory at a time, with ``os.scandir`` on directory file descriptors:
+    every directory is opened relative to its parent with ``O_NOFOLLOW``, so the walk never
+    follows a symbolic link and never leaves the root, even when a directory is swapped for a
+    link while the scan runs. Symbolic links are never items and never followed. A link whose
+    target resolves outside the root is reported as a ``symlink_outside`` finding; a link that
+    stays inside the root is passed over silently (what it points to is scanned, or excluded,
+    under its own path). A directory that cannot be opened or listed is reported as an
+    ``unreadable`` finding and the walk goes on; entries that cannot be examined are counted
+    in one ``unreadable`` finding per directory. Only regular files are items: sockets, FIFOs
+    and device nodes are passed over. Directories are opened with ``O_NOATIME`` where the
+    kernel allows it (as their owner or as root), and files are only ``lstat``-ed, never
+    opened, so a scan changes no time stamp in the tree. The order of items is unspecified.
+
+Patterns
+    ``include`` and ``exclude`` are glob patterns matched against the whole path relative to
+    the root, with ``/`` between segments: ``*`` matches any run of characters within one
+    segment, ``?`` one character, ``[abc]``, ``[a-z]`` and ``[!abc]`` one character of (or
+    not of) a class, and a segment that is exactly ``**`` matches any number of whole
+    segments, zero included (``**/*.pdf``, ``homes/**/cache/*``, ``exports/**``). Anywhere
+    else ``**`` is the same as ``*``. ``*`` and ``?`` also match a leading dot: hidden files
+    are files like any other. There is no escape character; write ``[*]`` for a literal star.
+    A pattern ending in ``/`` means everything below that directory (``tmp/`` is ``tmp/**``).
+    Matching is case-sensitive, also on a case-insensitive CIFS mount. A file is selected when
+    an include pattern matches it and no exclude pattern does. A directory that an exclude
+    pattern matches (``**/tmp``, or ``homes/*/cache`` by way of ``homes/*/cache/**``) is not
+    entered at all, and neither is a directory below which no include pattern can match.
+
+Clocks
+    ``modified``/``mtime`` read ``st_mtime``, ``accessed``/``atime`` read ``st_atime``,
+    ``ctime`` reads ``st_ctime``. ``created`` reads the birth time where the platform's ``stat``
+    gives one (``st_birthtime`` on macOS and the BSDs); elsewhere, Linux included, it falls
+    back to ``st_ctime``, which on Linux is the inode *change* time: it moves on every rename,
+    chmod, chown or write, so it is a "created" that can only be later than the real one (a
+    file looks younger, never older, than it is, so nothing is deleted early). Note also that
+    many mounts use ``relatime`` or ``noatime``, which make ``accessed`` coarse or frozen.
+    ``{path_date: GROUP}`` parses the named group of ``path_regex`` with the clock's strptime
+    format, at midnight in the request's timezone unless the format reads a time and zone. An
+    item whose path has no such date keeps ``clock=None`` and a ``problem``. ``{event: ID}``
+    leaves ``clock=None``: the lifecycle reads the event by the item's subject, which comes
+    from the ``subject_group`` of ``path_regex``.
+
+Keys
+    An item's key is its path relative to the root with ``/`` separators. File names are
+    bytes on POSIX and may be anything but ``/`` and NUL: spaces, newlines, Unicode in NFC or
+    NFD (kept as found, never normalised: they are different files), or bytes that are not
+    UTF-8 at all. A key must be text that SQLite, JSON and CSV can store, so a path that is
+    valid UTF-8 is its own key and any other path is ``!b64:`` and its URL-safe base64 bytes
+    (as is a valid path that happens to begin with ``!b64:``, so that keys decode without
+    ambiguity). ``encode_key`` and ``decode_key`` convert; ``display_key`` makes a key
+    readable in a report, with backslash escapes for control characters and stray bytes.
+
+Performance
+    A scan with a cutoff counts files that are not yet due (``NotDueSummary``) instead of
+    yielding them, comparing raw nanosecond time stamps: no datetime, no path string and no
+    regex is built for such a file unless a pattern needs the path. On a host with ``fork``
+    and a single-threaded caller, the walk runs in a forked worker process that streams
+    compact tuples through a pipe, so the caller's core is free for whatever consumes the
+    items (a plan of 100,000 due files). Set the connector option ``walk_in_worker`` to
+    ``False`` to walk in the calling process.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import dataclasses
+import errno
+import functools
+import marshal
+import operator
+import os
+import re
+import selectors
+import signal
+import struct
+import sys
+import threading
+import unicodedata
+import zlib
+from collections.abc import Callable, Generator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from stat import S_ISREG
+from typing import Any, ClassVar, Final
+
+from connectors.base import (
+    Connector,
+    LocationModel,
+    NotDueSummary,
+    ScanFinding,
+    ScannedItem,
+    ScanOutput,
+    ScanRequest,
+)
+from sweeper.errors import ConnectorError, LocationInvalid, SystemUnreachable
+from sweeper.ropa.model import (
+    Clock,
+    ColumnClock,
+    EventClock,
+    FileLocation,
+    FileShareSystem,
+    PathDateClock,
+)
+
+__all__ = [
+    "KEY_PREFIX",
+    "FileShareConnector",
+    "Selection",
+    "decode_key",
+    "display_key",
+    "encode_key",
+    "translate_glob",
+    "translate_glob_ancestors",
+]
+
+KEY_PREFIX: Final = "!b64:"
+
+# ---------------------------------------------------------------------------------------------
+# Keys
+
+
+def encode_key(raw: bytes) -> str:
+    """Given a path relative to the root as bytes, return its key.
+
+    The key is the path's text when the bytes are valid UTF-8 and do not begin with
+    ``KEY_PREFIX``; otherwise it is ``KEY_PREFIX`` and the URL-safe base64 of the bytes.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if not text.startswith(KEY_PREFIX):
+            return text
+    return KEY_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def decode_key(key: str) -> bytes:
+    """Given a key made by ``encode_key``, return the path's bytes. Raise ValueError if the
+    key is not one ``encode_key`` can make.
+    """
+    if not key.startswith(KEY_PREFIX):
+        return key.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, a ValueError
+    try:
+        return base64.b64decode(key[len(KEY_PREFIX) :], altchars=b"-_", validate=True)
+    except binascii.Error as err:
+        raise ValueError(f"{key!r} is not a valid file key: {err}") from err
+
+
+_SHORT_ESCAPES: Final = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _escape_char(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, from surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    # Control, format (bidi overrides that reorder a report's text), private-use, unassigned,
+    # line and paragraph separators. \xNN is kept for ASCII, so that \x80 to \xff always
+    # stand for a byte, never for a character.
+    category = unicodedata.category(char)
+    if category[0] == "C" or category in ("Zl", "Zp"):
+        if code < 0x80:
+            return f"\\x{code:02x}"
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return char
+
+
+def _escaped(text: str) -> str:
+    """Given text (bytes that are not UTF-8 as surrogateescape), return it printable."""
+    if text.isascii() and text.isprintable() and "\\" not in text:
+        return text
+    return "".join(map(_escape_char, text))
+
+
+def display_key(key: str) -> str:
+    """Given a key, return the path as a person can read it in a report.
+
+    Printable characters are shown as they are; a backslash, control and invisible format
+    characters and bytes that are not UTF-8 are written as backslash escapes (``\\n``,
+    ``\\x1b``, ``\\xff``, ``\\u202e``). A key that does not decode is shown escaped as is.
+    """
+    try:
+        text = decode_key(key).decode("utf-8", "surrogateescape")
+    except ValueError:
+        text = key
+    return _escaped(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Glob patterns
+
+_STAR: Final = ""  # a token that no character translates to
+
+
+def _class_end(segment: str, start: int) -> int:
+    """Given the index after a ``[``, return the index of the ``]`` closing it, or -1."""
+    j = start
+    if j < len(segment) and segment[j] == "!":
+        j += 1
+    if j < len(segment) and segment[j] == "]":  # a leading ']' is a member, not the end
+        j += 1
+    end = segment.find("]", j)
+    return end
+
+
+def _class_regex(body: str) -> str:
+    """Given the text between ``[`` and ``]``, return a regex for one character of the class.
+
+    The result never matches ``/``: a class selects within one path segment.
+    """
+    negate = body.startswith("!")
+    if negate:
+        body = body[1:]
+    members: list[str] = []
+    i = 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            low, high = body[i], body[i + 2]
+            if low <= high:  # an empty range such as z-a matches nothing, as in fnmatch
+                members.append(f"{re.escape(low)}-{re.escape(high)}")
+            i += 3
+        else:
+            members.append(re.escape(body[i]))
+            i += 1
+    if negate:
+        return "[^/" + "".join(members) + "]"
+    if not members:
+        return "(?!)"
+    return "(?!/)[" + "".join(members) + "]"
+
+
+def _segment_regex(segment: str) -> str:
+    """Given one segment of a glob pattern (no ``/``), return a regex matching within it."""
+    tokens: list[str] = []
+    i = 0
+    while i < len(segment):
+        char = segment[i]
+        i += 1
+        if char == "*":
+            if not tokens or tokens[-1] != _STAR:
+                tokens.append(_STAR)
+        elif char == "?":
+            tokens.append("[^/]")
+        elif char == "[":
+            end = _class_end(segment, i)
+            if end < 0:
+                tokens.append(re.escape("["))
+            else:
+                tokens.append(_class_regex(segment[i:end]))
+                i = end + 1
+        else:
+            tokens.append(re.escape(char))
+    # Between two stars, match the fixed part at its first place and never backtrack into it
+    # (an atomic group, as fnmatch does): every token is one character wide and a star
+    # follows, so the first place leaves the most for the rest, and *a*a*a*b stays linear.
+    parts: list[str] = []
+    i = 0
+    while i < len(tokens) and tokens[i] != _STAR:
+        parts.append(tokens[i])
+        i += 1
+    while i < len(tokens):
+        i += 1  # past the star
+        fixed: list[str] = []
+        while i < len(tokens) and tokens[i] != _STAR:
+            fixed.append(tokens[i])
+            i += 1
+        if i < len(tokens):
+            parts.append(f"(?>[^/]*?{''.join(fixed)})")
+        else:
+            parts.append("[^/]*" + "".join(fixed))
+    return "".join(parts)
+
+
+def _segments(pattern: str) -> list[str]:
+    """Given a glob pattern, return its segments: empty and ``.`` segments dropped, runs of
+    ``**`` merged, and a trailing ``/`` read as ``/**``.
+    """
+    segments: list[str] = []
+    for segment in pattern.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "**" and segments and segments[-1] == "**":
+            continue
+        segments.append(segment)
+    if pattern.endswith("/") and segments and segments[-1] != "**":
+        segments.append("**")
+    return segments
+
+
+def translate_glob(pattern: str) -> str:
+    """Given a glob pattern relative to the share root, return a regex source that a whole
+    relative path (``str.fullmatch``) matches exactly when the pattern does.
+    """
+    segments = _segments(pattern)
+    parts: list[str] = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "**":
+            parts.append(".*" if last else "(?:.*/)?")
+        else:
+            parts.append(_segment_regex(segment) + ("" if last else "/"))
+    return "(?s:" + "".join(parts) + ")"
+
+
+def translate_glob_ancestors(pattern: str) -> str | None:
+    """Given a glob pattern, return a regex source that every directory (relative path, no
+    trailing ``/``) fully matches if a path the pattern matches may lie below it; None if
+    no directory can hold a match (the pattern names a file in the root).
+
+    The regex may match directories below which nothing matches after all (a ``**``
+    segment lets any directory through): it only decides which directories the walk may
+    skip, so it must never reject an ancestor of a match, and it never does.
+    """
+    segments = _segments(pattern)
+
+    def below(index: int) -> str | None:
+        # Regex for the rest of a directory path once segments[:index] have been matched.
+        if index >= len(segments) - 1 and (not segments or segments[-1] != "**"):
+            return None  # only the file name is left, and a directory is not the file
+        if segments[index] == "**":
+            return ".*"
+        rest = below(index + 1)
+        here = _segment_regex(segments[index])
+        return here if rest is None else f"{here}(?:/{rest})?"
+
+    source = below(0) if segments else None
+    return None if source is None else "(?s:" + source + ")"
+
+
+_NOTHING: Final = re.compile("(?!)")
+
+
+def _union(sources: Sequence[str]) -> re.Pattern[str] | None:
+    unique = list(dict.fromkeys(sources))
+    if not unique:
+        return None
+    return re.compile("|".join(f"(?:{s})" for s in unique))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Selection:
+    """Compiled include and exclude patterns; a None regex means "no test needed".
+
+    Args:
+        files: a relative file path is a candidate when this regex fully matches it.
+        dirs: the walk enters a directory only when this regex fully matches its path.
+        exclude_files: a candidate file is dropped when this regex fully matches its path.
+        exclude_dirs: the walk does not enter a directory this regex fully matches.
+    """
+
+    files: re.Pattern[str] | None
+    dirs: re.Pattern[str] | None
+    exclude_files: re.Pattern[str] | None
+    exclude_dirs: re.Pattern[str] | None
+
+    @classmethod
+    def compile(cls, include: Sequence[str], exclude: Sequence[str]) -> Selection:
+        """Given include and exclude glob patterns, return the Selection. Raise re.error if
+        a pattern does not translate into a valid regex (a bug, not a user error).
+        """
+        if any(_segments(p) == ["**"] for p in include):
+            files = dirs = None  # every file, and every directory may hold one
+        else:
+            files = _union([translate_glob(p) for p in include]) or _NOTHING
+            ancestors = [translate_glob_ancestors(p) for p in include]
+            dirs = _union([a for a in ancestors if a is not None]) or _NOTHING
+        prune: list[str] = []
+        for pattern in exclude:
+            segments = _segments(pattern)
+            if not segments:
+                continue
+            prune.append(translate_glob(pattern))
+            if len(segments) > 1 and segments[-1] == "**":  # a/** excludes a itself
+                prune.append(translate_glob("/".join(segments[:-1])))
+        return cls(
+            files=files,
+            dirs=dirs,
+            exclude_files=_union([translate_glob(p) for p in exclude if _segments(p)]),
+            exclude_dirs=_union(prune),
+        )
+
+    def selects(self, path: str) -> bool:
+        """Given a relative file path, return whether it is selected (ignores the walk)."""
+        if self.files is not None and self.files.fullmatch(path) is None:
+            return False
+        return self.exclude_files is None or self.exclude_files.fullmatch(path) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Clocks
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_STAT_CLOCKS: Final = {
+    "modified": "st_mtime_ns",
+    "mtime": "st_mtime_ns",
+    "accessed": "st_atime_ns",
+    "atime": "st_atime_ns",
+    "ctime": "st_ctime_ns",
+    "created": "st_ctime_ns",
+}
+
+
+def _birthtime_ns(st: os.stat_result) -> int:
+    return int(st.st_birthtime * 1_000_000_000)  # type: ignore[attr-defined,unused-ignore]
+
+
+def _stat_clock(name: str) -> Callable[[os.stat_result], int]:
+    """Given a named clock, return a function that reads it, in nanoseconds, from a stat."""
+    if name == "created":
+        if hasattr(os.stat_result, "st_birthtime_ns"):
+            return operator.attrgetter("st_birthtime_ns")
+        if hasattr(os.stat_result, "st_birthtime"):
+            return _birthtime_ns
+    return operator.attrgetter(_STAT_CLOCKS[name])
+
+
+def _to_ns(moment: datetime) -> int:
+    """Given an aware datetime, return nanoseconds since the epoch. Raise ValueError if naive."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"a clock or cutoff needs a timezone-aware datetime, got {moment}")
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _from_ns(ns: int, tz: tzinfo) -> datetime:
+    """Given nanoseconds since the epoch, return the aware datetime, truncated to the
+    microsecond (so a time stamp at or before a cutoff stays at or before it).
+    """
+    micros = ns // 1000
+    if -(2**53) < micros < 2**53:  # until the year 2255
+        # Exact: such a float holds whole microseconds exactly and fromtimestamp rounds to
+        # the nearest microsecond; and four times as fast as the arithmetic below.
+        return datetime.fromtimestamp(micros / 1e6, tz)
+    return (_EPOCH + timedelta(microseconds=micros)).astimezone(tz)
+
+
+def _check_format(fmt: str) -> str | None:
+    """Given a strptime format, return why it cannot parse a date, or None if it can."""
+    if "%" not in fmt.replace("%%", ""):
+        return "it has no % directive, so it cannot read a date"
+    sample = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
+    try:
+        datetime.strptime(sample.strftime(fmt), fmt)  # noqa: DTZ007  (only a round trip)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+class _PathDates:
+    """Reads the clock from a path: the named group of ``path_regex`` parsed by a format."""
+
+    def __init__(self, regex: re.Pattern[str], clock: PathDateClock, tz: tzinfo) -> None:
+        self.regex = regex
+        self.group = clock.path_date
+        self.format = clock.format
+        self.tz = tz
+        self.parse = functools.lru_cache(maxsize=4096)(self._parse)
+
+    def _parse(self, value: str) -> datetime | None:
+        try:
+            parsed = datetime.strptime(value, self.format)  # noqa: DTZ007  (zone set below)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=self.tz)
+
+    def value(self, path: str) -> str | None:
+        match = self.regex.search(path)
+        return None if match is None else match.group(self.group)
+
+    def ns(self, path: str) -> int | None:
+        """Given a relative path, return its date in nanoseconds, or None if it has none."""
+        value = self.value(path)
+        moment = None if value is None else self.parse(value)
+        return None if moment is None else _to_ns(moment)
+
+    def read(self, path: str, key: str) -> tuple[datetime | None, str | None]:
+        """Given a relative path and its key, return (clock, problem)."""
+        value = self.value(path)
+        if value is None:
+            return None, (
+                f"{display_key(key)}: path_regex has no {self.group!r} group here, "
+                "so the file has no date in its path"
+            )
+        moment = self.parse(value)
+        if moment is None:
+            return None, (
+                f"{display_key(key)}: the date {value!r} in the path does not match the "
+                f"format {self.format!r}"
+            )
+        return moment.astimezone(self.tz), None
+
+
+# ---------------------------------------------------------------------------------------------
+# The walk
+#
+# The walk produces compact records, plain tuples that marshal can send through a pipe:
+#   (_ITEM, path, size, fingerprint, clock_ns or None)
+#   (_FINDING, kind, path, message)
+#   (_SUMMARY, count, earliest clock_ns or None, size)
+# and, from a worker process only, (_ERROR, message) and (_END,).
+# Paths are relative to the root, as str decoded like os.fsdecode (surrogates for bytes
+# that do not decode); os.fsencode gives back their exact bytes.
+
+_ITEM: Final = 0
+_FINDING: Final = 1
+_SUMMARY: Final = 2
+_ERROR: Final = 3
+_END: Final = 4
+
+Record = tuple[Any, ...]
+
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_NOATIME: Final = getattr(os, "O_NOATIME", 0)
+_FS_IS_UTF8: Final = (
+    sys.getfilesystemencoding().lower().replace("-", "") == "utf8"
+    and sys.getfilesystemencodeerrors() == "surrogateescape"
+)
+
+
+def _storable(text: str) -> str:
+    """Given text matched in a path, return it, escaped if it holds bytes that are not UTF-8
+    (which no database or JSON document could store).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _escaped(text)
+    return text
+
+
+def _text(path: str) -> str:
+    """Given a path as os.fsdecode gives it, return it decoded as UTF-8 with surrogateescape,
+    the text patterns and path_regex are matched against whatever the locale.
+    """
+    return path if _FS_IS_UTF8 else os.fsencode(path).decode("utf-8", "surrogateescape")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _WalkPlan:
+    """What the walk needs to decide, for each file, whether it is yielded or counted."""
+
+    root: str  # the root's real path, to tell where a symbolic link leads
+    selection: Selection
+    stat_clock: Callable[[os.stat_result], int] | None  # None: the clock is not a stat field
+    path_dates: _PathDates | None  # set when the clock is a path date and a cutoff is set
+    cutoff_ns: int | None  # None: yield every selected file
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or type(err).__name__
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _link_finding(dir_fd: int, name: str, rel: str, plan: _WalkPlan) -> Record | None:
+    """Given a symbolic link, return a finding if its target resolves outside the root."""
+    try:
+        target = os.readlink(name, dir_fd=dir_fd)
+    except OSError as err:
+        return (_FINDING, "unreadable", rel, f"symbolic link cannot be read: {_reason(err)}")
+    parent = os.path.join(plan.root, os.path.dirname(rel))
+    resolved = os.path.realpath(os.path.join(parent, target))
+    if _inside(resolved, plan.root):
+        return None
+    shown = display_key(encode_key(os.fsencode(target)))
+    return (
+        _FINDING,
+        "symlink_outside",
+        rel,
+        f"symbolic link to {shown} points outside the share root; not followed",
+    )
+
+
+def _open_dir(name: str, dir_fd: int | None, flags: list[int]) -> int:
+    """Open a directory below ``dir_fd`` without following a link; drop O_NOATIME for good
+    when the kernel refuses it (it is allowed only to the owner and to root).
+    """
+    try:
+        return os.open(name, flags[0], dir_fd=dir_fd)
+    except PermissionError as err:
+        if err.errno != errno.EPERM or not flags[0] & _NOATIME:
+            raise
+        flags[0] &= ~_NOATIME
+        return os.open(name, flags[0], dir_fd=dir_fd)
+
+
+def _unreadable(path: str, message: str) -> Record:
+    return (
+        _FINDING,
+        "unreadable",
+        path.rstrip("/") or ".",
+        message + "; skipped, the scan went on",
+    )
+
+
+class _Walker:
+    """One walk below an open root directory, producing records (see above).
+
+    Several walkers can share a walk: walker ``part`` of ``parts`` lists every directory to
+    find the subdirectories but reports only on the directories whose path hashes to it,
+    so each file is reported by exactly one walker even if the tree changes meanwhile.
+
+    Every directory's fd stays open until its subdirectories are done, so one fd per level
+    of depth is open. The caller keeps the root's fd.
+    """
+
+    def __init__(self, plan: _WalkPlan, part: int = 0, parts: int = 1) -> None:
+        self.plan = plan
+        self.part, self.parts = part, parts
+        self.flags = [_DIR_FLAGS | _NOATIME]
+        self.count = 0  # files not yet due, with their total size and earliest clock
+        self.size = 0
+        self.earliest: int | None = None
+
+    def run(self, root_fd: int) -> Generator[Record, None, None]:
+        """Yield the records of the whole walk, ending with a summary when there is a cutoff."""
+        stack: list[tuple[int, str, bool, list[str]]] = []  # (fd, prefix, owned, to enter)
+        try:
+            yield from self.enter(root_fd, "", stack)
+            while stack:
+                fd, prefix, owned, todo = stack[-1]
+                if not todo:
+                    stack.pop()
+                    if fd != root_fd:
+                        os.close(fd)
+                    continue
+                name = todo.pop()
+                try:
+                    child = _open_dir(name, fd, self.flags)
+                except OSError as err:
+                    if owned:
+                        yield _unreadable(
+                            prefix + name, f"directory cannot be opened ({_reason(err)})"
+                        )
+                    continue
+                yield from self.enter(child, prefix + name + "/", stack)
+        finally:
+            for fd, _, _, _ in stack:
+                if fd != root_fd:
+                    os.close(fd)
+        if self.plan.cutoff_ns is not None:
+            yield (_SUMMARY, self.count, self.earliest, self.size)
+
+    def enter(
+        self, fd: int, prefix: str, stack: list[tuple[int, str, bool, list[str]]]
+    ) -> Iterator[Record]:
+        """Push an open directory on the stack (which then owns its fd) and list it."""
+        owned = self.parts == 1 or zlib.crc32(os.fsencode(prefix)) % self.parts == self.part
+        subdirs: list[str] = []
+        stack.append((fd, prefix, owned, subdirs))
+        if owned:
+            yield from self.list(fd, prefix, subdirs)
+        else:
+            self.list_subdirs(fd, prefix, subdirs)
+
+    def list_subdirs(self, fd: int, prefix: str, subdirs: list[str]) -> None:
+        """Append the subdirectories to enter to ``subdirs``; errors are the owner's to report."""
+        enters = self.enters
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False) and enters(prefix + entry.name):
+                            subdirs.append(entry.name)
+                    except OSError:
+                        continue
+        except OSError:
+            return
+
+    def list(self, fd: int, prefix: str, subdirs: list[str]) -> Iterator[Record]:
+        """Given an open directory and its path prefix (``""`` or ending in ``/``), yield the
+        records of its files and links and append the subdirectories to enter to ``subdirs``.
+        """
+        # This loop runs once per file of the share: keep it free of calls it does not need.
+        plan, selection = self.plan, self.plan.selection
+        want_file, skip_file = selection.files, selection.exclude_files
+        match_files = want_file is not None or skip_file is not None
+        stat_clock, path_dates, cutoff = plan.stat_clock, plan.path_dates, plan.cutoff_ns
+        count = size = 0
+        earliest = self.earliest
+        failed = 0
+        failure = ""
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    name = entry.name
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if self.enters(prefix + name):
+                                subdirs.append(name)
+                        elif entry.is_file(follow_symlinks=False):
+                            if match_files:
+                                rel = _text(prefix + name)
+                                if (want_file is not None and not want_file.fullmatch(rel)) or (
+                                    skip_file is not None and skip_file.fullmatch(rel)
+                                ):
+                                    continue
+                            st = entry.stat(follow_symlinks=False)
+                            if not S_ISREG(st.st_mode):
+                                continue  # replaced (by a link, say) since it was listed
+                            if stat_clock is not None:
+                                clock: int | None = stat_clock(st)
+                            elif path_dates is not None:
+                                clock = path_dates.ns(_text(prefix + name))
+                            else:
+                                clock = None
+                            if cutoff is not None and clock is not None and clock > cutoff:
+                                count += 1
+                                size += st.st_size
+                                if earliest is None or clock < earliest:
+                                    earliest = clock
+                                continue
+                            yield (
+                                _ITEM,
+                                prefix + name,
+                                st.st_size,
+                                f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}",
+                                clock if stat_clock is not None else None,
+                            )
+                        elif entry.is_symlink() and self.covers(prefix + name):
+                            finding = _link_finding(fd, name, prefix + name, plan)
+                            if finding is not None:
+                                yield finding
+                    except FileNotFoundError:
+                        continue  # removed since it was listed: nothing to report
+                    except OSError as err:
+                        failed += 1
+                        failure = failure or _reason(err)
+        except OSError as err:
+            yield _unreadable(prefix, f"directory cannot be listed ({_reason(err)})")
+        finally:
+            self.count += count
+            self.size += size
+            self.earliest = earliest
+        if failed:
+            yield _unreadable(
+                prefix,
+                f"{failed} entr{'y' if failed == 1 else 'ies'} in this directory could not be "
+                f"examined ({failure})",
+            )
+
+    def covers(self, path: str) -> bool:
+        """Given a symbolic link's relative path, return whether the location would cover
+        what it points to: the patterns select it as a file or let the walk enter it.
+        """
+        return self.plan.selection.selects(_text(path)) or self.enters(path)
+
+    def enters(self, path: str) -> bool:
+        """Given a directory's relative path, return whether the walk enters it."""
+        selection = self.plan.selection
+        if selection.dirs is None and selection.exclude_dirs is None:
+            return True
+        text = _text(path)
+        if selection.dirs is not None and selection.dirs.fullmatch(text) is None:
+            return False
+        return selection.exclude_dirs is None or selection.exclude_dirs.fullmatch(text) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker process
+
+_FRAME: Final = struct.Struct("<I")
+_BATCH: Final = 1024
+
+
+def _worker_main(write_fd: int, root_fd: int, plan: _WalkPlan, part: int, parts: int) -> None:
+    """In a forked child: walk this worker's part and send its records in marshalled
+    batches, ending with an _END record. Never returns.
+    """
+    status = 0
+    try:
+        with os.fdopen(write_fd, "wb", buffering=1 << 16) as out:
+
+            def send(batch: list[Record]) -> None:
+                data = marshal.dumps(batch)
+                out.write(_FRAME.pack(len(data)))
+                out.write(data)
+
+            batch: list[Record] = []
+            try:
+                # A listing's position lives in the open file description, which a forked
+                # fd shares with the parent and the other workers: open the root anew.
+                walker = _Walker(plan, part, parts)
+                own_root = _open_dir(".", root_fd, walker.flags)
+                for record in walker.run(own_root):
+                    batch.append(record)
+                    if len(batch) >= _BATCH:
+                        send(batch)
+                        batch = []
+            except Exception as err:  # noqa: BLE001  (sent on: the parent raises it)
+                batch.append((_ERROR, f"{type(err).__name__}: {err}"))
+            batch.append((_END,))
+            send(batch)
+    except BaseException:  # noqa: BLE001  (a broken pipe: the parent stopped reading)
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _walk_in_workers(
+    root_fd: int, plan: _WalkPlan, workers: int, system_id: str
+) -> Generator[Record, None, None]:
+    """Run the walk split over forked worker processes and yield their records as they
+    arrive, the not-due summaries merged into one at the end. Raise ConnectorError if a
+    worker fails or dies; on any exit, kill and reap the workers still running.
+    """
+    pids: dict[int, int] = {}  # read fd -> worker pid
+    buffers: dict[int, bytearray] = {}
+    running: set[int] = set()
+    count = size = 0
+    earliest: int | None = None
+    try:
+        for part in range(workers):
+            read_fd, write_fd = os.pipe()
+            with contextlib.suppress(OSError, AttributeError):
+                import fcntl
+
+                fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # let a worker run ahead
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover  (the child; coverage does not follow a fork)
+                os.close(read_fd)
+                for other in pids:
+                    os.close(other)
+                _worker_main(write_fd, root_fd, plan, part, workers)
+            os.close(write_fd)
+            pids[read_fd] = pid
+            buffers[read_fd] = bytearray()
+            running.add(read_fd)
+        with selectors.DefaultSelector() as selector:
+            for read_fd in running:
+                selector.register(read_fd, selectors.EVENT_READ)
+            while running:
+                for ready, _ in selector.select():
+                    read_fd = ready.fd
+                    chunk = os.read(read_fd, 1 << 20)
+                    if not chunk:
+                        raise ConnectorError(system_id, "a scan worker process died mid-scan")
+                    buffer = buffers[read_fd]
+                    buffer += chunk
+                    offset = 0
+                    while len(buffer) - offset >= _FRAME.size:
+                        (length,) = _FRAME.unpack_from(buffer, offset)
+                        if len(buffer) - offset - _FRAME.size < length:
+                            break
+                        start = offset + _FRAME.size
+                        batch = marshal.loads(memoryview(buffer)[start : start + length])
+                        offset = start + length
+                        for record in batch:
+                            tag = record[0]
+                            if tag == _SUMMARY:
+                                count += record[1]
+                                size += record[3]
+                                if record[2] is not None and (
+                                    earliest is None or record[2] < earliest
+                                ):
+                                    earliest = record[2]
+                            elif tag == _END:
+                                running.discard(read_fd)
+                                selector.unregister(read_fd)
+                            elif tag == _ERROR:
+                                raise ConnectorError(system_id, f"the scan failed: {record[1]}")
+                            else:
+                                yield record
+                    del buffer[:offset]
+        if plan.cutoff_ns is not None:
+            yield (_SUMMARY, count, earliest, size)
+    finally:
+        for read_fd, pid in pids.items():
+            if read_fd in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            os.close(read_fd)
+            os.waitpid(pid, 0)
+
+
+class _Items:
+    """Turns the walk's item records into ScannedItems: key, subject, clock and problem."""
+
+    def __init__(self, location: FileLocation, request: ScanRequest) -> None:
+        self.tz = request.tz
+        self.regex = re.compile(location.path_regex) if location.path_regex else None
+        groups = self.regex.groupindex if self.regex is not None else {}
+        self.subject_group = location.subject_group if location.subject_group in groups else None
+        clock = request.clock
+        self.path_dates = (
+            _PathDates(self.regex, clock, request.tz)
+            if isinstance(clock, PathDateClock) and self.regex is not None
+            else None
+        )
+        self.event = isinstance(clock, EventClock)
+
+    def item(self, record: Record) -> ScannedItem:
+        """Given an item record, return the ScannedItem."""
+        # Runs once per item yielded, in the process that also builds the plan: keep it lean.
+        _, path, size, fingerprint, clock_ns = record
+        if path.isascii() and not path.startswith(KEY_PREFIX):
+            key = path
+        else:
+            key = encode_key(os.fsencode(path))
+        moment = None if clock_ns is None else _from_ns(clock_ns, self.tz)
+        subject = problem = None
+        if self.regex is not None:
+            text = _text(path)
+            if self.subject_group is not None:
+                match = self.regex.search(text)
+                subject = None if match is None else match.group(self.subject_group)
+                if subject is not None and not subject.isascii():
+                    subject = _storable(subject)
+            if self.path_dates is not None:
+                moment, problem = self.path_dates.read(text, key)
+        if self.event and subject is None:
+            problem = (
+                f"{display_key(key)}: path_regex gives no subject here, so the event that "
+                "starts the clock cannot be looked up"
+            )
+        # Positional: a NamedTuple's keyword arguments cost twice as much.
+        return ScannedItem(key, subject, moment, fingerprint, size, None, problem)
+
+
+# ---------------------------------------------------------------------------------------------
+# The connector
+
+
+class FileShareConnector(Connector):
+    """Files under a local or mounted share root. See the module docstring for the rules."""
+
+    kind: ClassVar[str] = "fileshare"
+    system: FileShareSystem
+
+    @property
+    def root(self) -> str:
+        """The share root as configured, a relative one resolved against the RoPA's folder."""
+        return os.path.join(self.context.base_dir, self.system.connection.root)
+
+    def _open_root(self) -> tuple[int, str]:
+        """Return an fd for the root directory and the root's real path. Raise
+        SystemUnreachable if it is not a directory that can be opened.
+        """
+        real = os.path.realpath(self.root)
+        try:
+            fd = _open_dir(real, None, [_DIR_FLAGS | _NOATIME])
+        except OSError as err:
+            raise SystemUnreachable(
+                self.system.id,
+                f"share root {self.root} is not a readable directory ({_reason(err)})",
+            ) from err
+        return fd, real
+
+    def check(self) -> None:
+        """Check that the root is a directory that can be listed. Raise SystemUnreachable."""
+        fd, _ = self._open_root()
+        try:
+            with os.scandir(fd) as entries:
+                next(entries, None)
+        except OSError as err:
+            raise SystemUnreachable(
+                self.system.id, f"share root {self.root} cannot be listed ({_reason(err)})"
+            ) from err
+        finally:
+            os.close(fd)
+
+    def _location(self, location: LocationModel) -> FileLocation:
+        if not isinstance(location, FileLocation):
+            raise LocationInvalid(
+                self.system.id, "a file share is scanned by include patterns, not by a table"
+            )
+        return location
+
+    def prepare(self, location: LocationModel, clock: Clock) -> None:
+        """Check the location's patterns, path_regex groups and clock. Raise LocationInvalid."""
+        location = self._location(location)
+        groups = location.regex_groups
+        where = f"location with include {location.include}"
+        if isinstance(clock, ColumnClock):
+            raise LocationInvalid(
+                self.system.id,
+                f"{where}: a column clock ({clock.column!r}) needs a SQL table; a file's "
+                "clock is modified, accessed, ctime, created, {path_date: GROUP} or "
+                "{event: ID}",
+            )
+        if isinstance(clock, PathDateClock):
+            if clock.path_date not in groups:
+                raise LocationInvalid(
+                    self.system.id,
+                    f"{where}: the clock reads the date from group {clock.path_date!r}, "
+                    f"but path_regex {location.path_regex!r} has no such named group "
+                    f"(it has: {', '.join(sorted(groups)) or 'none'})",
+                )
+            problem = _check_format(clock.format)
+            if problem is not None:
+                raise LocationInvalid(
+                    self.system.id,
+                    f"{where}: the date format {clock.format!r} cannot read a date: {problem}",
+                )
+        if isinstance(clock, EventClock) and location.subject_group not in groups:
+            raise LocationInvalid(
+                self.system.id,
+                f"{where}: the clock is event {clock.event!r}, read per subject, but "
+                f"path_regex {location.path_regex!r} has no named group "
+                f"{location.subject_group!r} to read the subject from",
+            )
+        try:
+            Selection.compile(location.include, location.exclude)
+        except re.error as err:  # pragma: no cover  (translate_glob escapes everything)
+            raise LocationInvalid(self.system.id, f"{where}: a pattern is invalid: {err}") from err
+
+    def scan(self, request: ScanRequest) -> Iterator[ScanOutput]:
+        """Stream the location's files, findings and, with a cutoff, one NotDueSummary.
+
+        Raise LocationInvalid at once if the location does not fit (see ``prepare``), and
+        SystemUnreachable when iterated if the root cannot be opened.
+        """
+        location = self._location(request.location)
+        self.prepare(location, request.clock)
+        items = _Items(location, request)
+        path_dates = items.path_dates
+        stat_clock = _stat_clock(request.clock) if isinstance(request.clock, str) else None
+        counts = request.cutoff is not None and (stat_clock is not None or path_dates is not None)
+        plan = _WalkPlan(
+            root="",  # set once the root is opened
+            selection=Selection.compile(location.include, location.exclude),
+            stat_clock=stat_clock,
+            path_dates=path_dates if counts else None,
+            cutoff_ns=_to_ns(request.cutoff) if counts and request.cutoff else None,
+        )
+        return self._stream(plan, items)
+
+    def _stream(self, plan: _WalkPlan, items: _Items) -> Iterator[ScanOutput]:
+        root_fd, root_real = self._open_root()
+        plan = dataclasses.replace(plan, root=root_real)
+        try:
+            workers = self._workers()
+            if workers:
+                records = _walk_in_workers(root_fd, plan, workers, self.system.id)
+            else:
+                records = _Walker(plan).run(root_fd)
+            with contextlib.closing(records):
+                for record in records:
+                    tag = record[0]
+                    if tag == _ITEM:
+                        yield items.item(record)
+                    elif tag == _FINDING:
+                        _, kind, path, message = record
+                        where = "." if path == "." else encode_key(os.fsencode(path))
+                        yield ScanFinding(kind, where, message)
+                    elif tag == _SUMMARY:
+                        _, count, earliest, size = record
+                        earliest_clock = None if earliest is None else _from_ns(earliest, items.tz)
+                        yield NotDueSummary(count, earliest_clock, size)
+        finally:
+            os.close(root_fd)
+
+    def _workers(self) -> int:
+        """Return how many worker processes walk the tree; 0 means the calling process does.
+
+        The connector option ``walk_workers`` sets the number; by default it is the number of
+        CPUs, at most 4. Workers are forked, so there are none where ``fork`` is missing or
+        the caller runs other threads (a thread that holds a lock at the fork would leave
+        the child's copy of that lock held forever).
+        """
+        wanted = self.context.options.get("walk_workers")
+        if wanted is None:
+            wanted = min(os.cpu_count() or 1, 4)
+            wanted = 0 if wanted == 1 else wanted
+        if not hasattr(os, "fork") or threading.active_count() > 1:
+            return 0
+        return max(0, int(wanted))
