@@ -2,11 +2,12 @@
 
 A period is calendar-aware. Years and months are added on the calendar, in the wall-clock time
 of the datetime they are added to, and a day that does not exist in the target month is
-clamped to the month's last day:
+clamped to the end of the month's last day (23:59:59.999999, so that a later start never gets
+an earlier due date):
 
-* ``P1M`` from 31 January gives 28 February (29 February in a leap year);
+* ``P1M`` from 31 January gives 28 February (29 February in a leap year), end of that day;
 * ``P1M`` from 30 April gives 30 May (nothing is clamped, so months do not "drift" to the end);
-* ``P1Y`` from 29 February gives 28 February of the next year;
+* ``P1Y`` from 29 February gives 28 February of the next year, end of that day;
 * ``P4Y`` from 29 February gives 29 February four years later;
 * ``P1Y6M`` adds the year and the months together (29 Feb 2024 + P1Y6M = 29 Aug 2025).
 
@@ -111,9 +112,17 @@ class Period:
             total = start.year * 12 + (start.month - 1) + self.years * 12 + self.months
             year, month = divmod(total, 12)
             month += 1
-            result = result.replace(
-                year=year, month=month, day=min(start.day, _days_in_month(year, month))
-            )
+            last = _days_in_month(year, month)
+            if start.day <= last:
+                result = result.replace(year=year, month=month)
+            else:
+                # The day does not exist in the target month: the period ends at the end of the
+                # month's last day (as Regulation 1182/71 art. 3(2)(c) counts it). Keeping the
+                # start's time instead would make add_to non-monotone, and cutoff relies on it:
+                # 30 Jan 23:00 + P1M would fall after 31 Jan 01:00 + P1M.
+                result = result.replace(year=year, month=month, day=last).replace(
+                    hour=23, minute=59, second=59, microsecond=999_999
+                )
         if self.weeks or self.days:
             result = result + timedelta(days=self.weeks * 7 + self.days)
         if self.hours or self.minutes or self.seconds:
