@@ -18,7 +18,7 @@ def lint(ropa: Ropa, origins: Origins) -> list[Problem]:
         warnings.append(Problem(file, path + sub, message, "warning", line))
 
     if ropa.controller.dpo is None:
-        file = next(iter(origins.values()), ("", "", None))[0]
+        file, _, line = origins.get(("controller", ""), ("", "", None))
         warnings.append(
             Problem(
                 file,
@@ -26,6 +26,7 @@ def lint(ropa: Ropa, origins: Origins) -> list[Problem]:
                 "no data protection officer (Art. 30(1)(a)); public bodies, "
                 "schools included, must appoint one (Art. 37(1)(a))",
                 "warning",
+                line,
             )
         )
     for activity in ropa.activities:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from sweeper.errors import Problem, RopaInvalid
 from sweeper.ropa.model import (
+    ID_PATTERN,
+    SQL_NAME_PATTERN,
     Activity,
     ColumnClock,
     Controller,
@@ -32,6 +35,7 @@ from sweeper.ropa.model import (
     SqlLocation,
     SqlSystem,
     System,
+    SystemKind,
 )
 
 _SECTIONS: dict[str, TypeAdapter[Any]] = {
@@ -51,7 +55,7 @@ _Loader.yaml_implicit_resolvers = {
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
-    __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
 )
 
@@ -134,7 +138,7 @@ def load_ropa(path: str | Path, *, strict: bool = False) -> LoadedRopa:
         problems.extend(_cross_check(ropa, origins, sources_by_file, invalid))
     if any(p.severity == "error" for p in problems) or ropa is None:
         raise RopaInvalid(problems)
-    warnings = lint(ropa, origins)
+    warnings = [_locate(w, sources_by_file) for w in lint(ropa, origins)]
     if strict and warnings:
         raise RopaInvalid([_as_error(w) for w in warnings])
     base_dir = root if root.is_dir() else root.parent
@@ -150,6 +154,15 @@ def load_ropa(path: str | Path, *, strict: bool = False) -> LoadedRopa:
 
 def _as_error(problem: Problem) -> Problem:
     return Problem(problem.file, problem.path, problem.message, "error", problem.line)
+
+
+def _locate(problem: Problem, sources: dict[str, _Source]) -> Problem:
+    """Given a problem found on the model, return it with the line of its innermost known node."""
+    source = sources.get(problem.file)
+    if source is None:
+        return problem
+    line = source.line(_parse_loc(problem.path))
+    return Problem(problem.file, problem.path, problem.message, problem.severity, line)
 
 
 def _ropa_files(root: Path) -> list[Path]:
@@ -178,6 +191,10 @@ def _parse(path: Path, problems: list[Problem]) -> _Source | None:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         reason = getattr(err, "problem", None) or str(err)
+        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if context and context_mark and (mark is None or context_mark.line != mark.line):
+            # The parser notices a missing '}' or quote lines later; say where it began.
+            reason += f" ({context}, which starts on line {context_mark.line + 1})"
         problems.append(
             Problem(file, "", f"not valid YAML: {reason}", line=mark.line + 1 if mark else None)
         )
@@ -189,7 +206,9 @@ def _parse(path: Path, problems: list[Problem]) -> _Source | None:
 
 
 def _index_lines(node: yaml.Node, loc: Loc, source: _Source, problems: list[Problem]) -> None:
-    source.lines[loc] = node.start_mark.line + 1
+    """Record the line of every node below ``node``: a mapping entry's line is its key's (a
+    block value starts on the next line), a sequence item's is its own."""
+    source.lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -208,16 +227,24 @@ def _index_lines(node: yaml.Node, loc: Loc, source: _Source, problems: list[Prob
             _index_lines(value_node, (*loc, key), source, problems)
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
+            source.lines[(*loc, i)] = child.start_mark.line + 1
             _index_lines(child, (*loc, i), source, problems)
 
 
 def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
-    """Drop the union tags pydantic inserts into error locations (('systems', 0, 'sql', …))."""
+    """Drop the union tags pydantic inserts into error locations (('systems', 0, 'sql', …)).
+
+    A tag follows a union's own position (a system, a location, a clock), at most once there,
+    so a field that shares a tag's name ('name', 'column') is kept.
+    """
     out: list[str | int] = []
     current = data
+    tag_dropped = False
     for part in loc:
-        if isinstance(current, dict) and part not in current and part in _UNION_TAGS:
+        if not tag_dropped and part in _UNION_TAGS and _at_union(out):
+            tag_dropped = True
             continue
+        tag_dropped = False
         out.append(part)
         if isinstance(current, dict) and isinstance(part, str):
             current = current.get(part)
@@ -231,6 +258,13 @@ def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
 _UNION_TAGS = frozenset({"sql", "fileshare", "name", "column", "event", "path_date"})
 
 
+def _at_union(loc: Sequence[str | int]) -> bool:
+    """Whether ``loc`` is a system, a location or a clock: where pydantic adds a union tag."""
+    if loc and loc[-1] == "clock":
+        return True
+    return len(loc) >= 2 and isinstance(loc[-1], int) and loc[-2] in ("systems", "locations")
+
+
 def _message(error: Any) -> str:
     kind, message, ctx = error["type"], error["msg"], error.get("ctx") or {}
     if kind == "extra_forbidden":
@@ -240,7 +274,18 @@ def _message(error: Any) -> str:
     if kind == "union_tag_invalid":
         return f"unknown kind {ctx.get('tag')!r}: use one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
-        return f"kind is missing: use one of {ctx.get('expected_tags')}"
+        kinds = ctx.get("expected_tags") or ", ".join(repr(k.value) for k in SystemKind)
+        return f"kind is missing: use one of {kinds}"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == ID_PATTERN:
+        return (
+            f"{error.get('input')!r} is not a valid id: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit, at most 64 characters"
+        )
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == SQL_NAME_PATTERN:
+        return (
+            f"{error.get('input')!r} is not a table or column name: write it as the database "
+            "spells it, without quotes or brackets, at most 128 characters"
+        )
     if kind in ("literal_error", "enum"):
         return f"{error.get('input')!r} is not allowed: use one of {ctx.get('expected')}"
     return str(message).removeprefix("Value error, ")
@@ -318,7 +363,7 @@ def _merge(
 ) -> tuple[Ropa | None, Origins]:
     origins: Origins = {}
     controller: tuple[str, Controller] | None = None
-    timezone = None
+    timezone: tuple[str, str] | None = None
     sections: dict[str, list[Any]] = {name: [] for name in _SECTIONS}
     invalid = {
         key: (f.source.file, format_loc(loc), f.source.line(loc))
@@ -339,7 +384,24 @@ def _merge(
                 )
             else:
                 controller = (source.file, fragment.controller)
-        timezone = fragment.timezone or timezone
+                origins[("controller", "")] = (
+                    source.file,
+                    "controller",
+                    source.line(("controller",)),
+                )
+        if fragment.timezone is not None:
+            if timezone is not None and timezone[1] != fragment.timezone:
+                problems.append(
+                    Problem(
+                        source.file,
+                        "timezone",
+                        f"the timezone is already given as {timezone[1]!r} in {timezone[0]}: "
+                        "give it once",
+                        line=source.line(("timezone",)),
+                    )
+                )
+            elif timezone is None:
+                timezone = (source.file, fragment.timezone)
         for name, entries in fragment.sections.items():
             for i, entry in entries:
                 key = (name, entry.id)
@@ -371,7 +433,7 @@ def _merge(
     ropa = Ropa.model_construct(
         version=1,
         controller=controller[1],
-        timezone=timezone or "Europe/Amsterdam",
+        timezone=timezone[1] if timezone else "Europe/Amsterdam",
         systems=sections["systems"],
         events=sections["events"],
         activities=sections["activities"],
@@ -437,11 +499,20 @@ def _cross_check(
                 )
                 continue
             clock = location.clock or rule_clock
-            clock_loc = (*here, "clock") if location.clock else ("retention", "clock")
-            for where, message in _clock_problems(
-                location, clock, events, invalid, location.clock is not None
-            ):
-                add("activities", activity.id, here + where if where else clock_loc, message)
+            own = location.clock is not None
+            for where, message in _clock_problems(location, clock, events, invalid, own):
+                if where:
+                    add("activities", activity.id, here + where, message)
+                elif own:
+                    add("activities", activity.id, (*here, "clock"), message)
+                else:
+                    add(
+                        "activities",
+                        activity.id,
+                        here,
+                        f"{message}; this location takes its clock from retention.clock: "
+                        "give it a clock of its own",
+                    )
     return problems
 
 
@@ -499,9 +570,11 @@ def _clock_problems(
 
 
 def _parse_loc(path: str) -> Loc:
-    """Given 'activities[3]', return ('activities', 3)."""
-    name, _, rest = path.partition("[")
-    return (name, int(rest.rstrip("]"))) if rest else (name,)
+    """Given 'activities[3].locations[0].clock', return ('activities', 3, 'locations', 0,
+    'clock')."""
+    return tuple(
+        int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path)
+    )
 
 
 def _known(ids: dict[str, Any], what: str) -> str:
@@ -509,4 +582,8 @@ def _known(ids: dict[str, Any], what: str) -> str:
 
 
 def _clock_name(clock: Any) -> str:
-    return repr(clock) if isinstance(clock, str) else type(clock).__name__
+    """Given a clock, return it as the RoPA spells it: 'modified', {column: created}."""
+    if isinstance(clock, str):
+        return repr(clock)
+    name, value = next(iter(clock.model_dump().items()))
+    return f"{{{name}: {value}}}"

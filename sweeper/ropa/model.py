@@ -60,9 +60,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SQL_NAME_PATTERN = r"^[^\x00-\x1f\"`\[\]]{1,128}$"
+
 Identifier = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
+    StringConstraints(pattern=ID_PATTERN),
     Field(
         description="A short id: letters, digits, '_', '.', '-'; at most 64 characters",
         examples=["sis", "pupil-administration"],
@@ -70,7 +73,7 @@ Identifier = Annotated[
 ]
 SqlName = Annotated[
     str,
-    StringConstraints(pattern=r"^[^\x00-\x1f\"`\[\]]{1,128}$"),
+    StringConstraints(pattern=SQL_NAME_PATTERN),
     Field(description="A table or column name as the database spells it (no quotes)"),
 ]
 Scalar = str | int | float | bool | date
@@ -127,16 +130,35 @@ class SqlConnection(_Strict):
     @field_validator("url")
     @classmethod
     def _no_password_in_url(cls, url: str) -> str:
-        if re.match(r"^[a-z0-9+]+://[^/@:]*:[^/@]*@", url, re.IGNORECASE):
+        # Split user and password as SQLAlchemy's make_url does: the password runs to the
+        # last '@' and may hold '/', so 'u:pa/ss@host' has a password too.
+        if re.match(r"^[\w+]+://[^:/]*:[^@]*@", url) or re.search(
+            r"[?&](password|passwd|pwd)=", url, re.IGNORECASE
+        ):
             raise ValueError(
                 "the URL contains a password: remove it and name a credential instead "
                 "(connection.credential), which the settings supply"
             )
         if not re.match(r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://", url, re.IGNORECASE):
+            # The URL is not echoed: a malformed one may still hold a password.
             raise ValueError(
-                f"{url!r} is not a SQLAlchemy URL such as postgresql+psycopg://user@host/db"
+                "not a SQLAlchemy URL: write DIALECT[+DRIVER]://USER@HOST/DATABASE, "
+                "e.g. postgresql+psycopg://sweeper@db/sis or sqlite:///sis.db"
             )
         return url
+
+    @field_validator("connect_args")
+    @classmethod
+    def _no_secret_in_connect_args(
+        cls, args: dict[str, str | int | bool]
+    ) -> dict[str, str | int | bool]:
+        for name in args:
+            if re.fullmatch(r"(ssl)?(password|passwd|pwd)|secret|token|api_?key", name.lower()):
+                raise ValueError(
+                    f"connect_args.{name} holds a secret: remove it and name a credential "
+                    "instead (connection.credential), which the settings supply"
+                )
+        return args
 
 
 class FileShareConnection(_Strict):
