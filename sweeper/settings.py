@@ -106,6 +106,8 @@ class Settings(BaseSettings):
         """Given a credential's name, return its secret. Raise CredentialMissing if unknown."""
         if name in self.credentials:
             return self.credentials[name]
+        if name.lower() in self.credentials:  # environment variable names lose their case
+            return self.credentials[name.lower()]
         looked = [f"SWEEPER_CREDENTIALS__{name.upper()}", "credentials in the config file"]
         if self.credentials_dir is not None:
             path = self.credentials_dir / name
@@ -148,13 +150,19 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as err:
         problems = []
+        environ = {k.upper() for k in os.environ}
         for e in err.errors(include_url=False):
             path = ".".join(str(p) for p in e["loc"])
             env = "SWEEPER_" + "__".join(str(p) for p in e["loc"]).upper()
             message = str(e["msg"]).removeprefix("Value error, ")
-            if e["type"] == "extra_forbidden":
-                message = "unknown setting: check its spelling (sweeper settings --help lists them)"
-            problems.append(Problem(source, path, f"{message} (or set {env})"))
+            if env in environ:  # the bad value came from the environment, not the file
+                problems.append(Problem(env, path, message))
+            elif e["type"] == "extra_forbidden":
+                fields = ", ".join(Settings.model_fields)
+                message = f"unknown setting: check its spelling (the settings are: {fields})"
+                problems.append(Problem(source, path, message))
+            else:
+                problems.append(Problem(source, path, f"{message} (or set {env})"))
         raise SettingsInvalid(problems) from None
     except Exception as err:  # the YAML source raises plain errors for unreadable files
         raise SettingsInvalid([Problem(source, "", f"cannot read the settings: {err}")]) from err
