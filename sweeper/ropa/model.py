@@ -18,11 +18,14 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     Tag,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from sweeper.retention import Period
 
@@ -77,6 +80,18 @@ SqlName = Annotated[
     Field(description="A table or column name as the database spells it (no quotes)"),
 ]
 Scalar = str | int | float | bool | date
+
+
+class _OneOrMany:
+    """JSON Schema of a list field that also takes a single item (``key: id``), as the
+    field's ``mode="before"`` validator does; without it the schema refuses ``key: id``."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        many = handler(schema)
+        return {"anyOf": [many.get("items", {}), many]}
 
 
 class Contact(_Strict):
@@ -369,12 +384,14 @@ class SqlLocation(_Strict):
 
     system: Identifier
     table: SqlName = Field(examples=["dbo.students", "students"])
-    key: list[SqlName] = Field(min_length=1, description="Primary-key column(s)")
+    key: Annotated[list[SqlName], _OneOrMany] = Field(
+        min_length=1, description="Primary-key column(s)"
+    )
     subject: SqlName | None = Field(default=None, description="Column holding the subject")
     clock: Clock | None = Field(default=None, description="Overrides the rule's clock")
     where: list[Condition] = Field(default_factory=list)
     dependents: list[Dependent] = Field(default_factory=list)
-    fingerprint: list[SqlName] = Field(
+    fingerprint: Annotated[list[SqlName], _OneOrMany] = Field(
         default_factory=list,
         description="Extra columns whose change means the item changed (e.g. updated_at)",
     )
@@ -389,10 +406,10 @@ class FileLocation(_Strict):
     """Files under a share's root, chosen by glob patterns."""
 
     system: Identifier
-    include: list[str] = Field(
+    include: Annotated[list[str], _OneOrMany] = Field(
         default_factory=lambda: ["**"], description="Glob patterns relative to the root"
     )
-    exclude: list[str] = Field(default_factory=list)
+    exclude: Annotated[list[str], _OneOrMany] = Field(default_factory=list)
     path_regex: str | None = Field(
         default=None,
         description="Regex searched in the relative path; named groups give subject and date",

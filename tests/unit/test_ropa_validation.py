@@ -767,3 +767,22 @@ def test_digest_is_the_digest_of_the_model() -> None:
     assert loaded.digest == ropa_digest(loaded.ropa)
     assert len(loaded.digest) == 64
     int(loaded.digest, 16)
+
+
+@pytest.mark.parametrize(("key", "expected"), [("id", ["id"]), ("[school, nr]", ["school", "nr"])])
+def test_key_is_one_column_or_a_list(tmp_path: Path, key: str, expected: list[str]) -> None:
+    """A SQL location's key may be written as one column or as a list of columns."""
+    path = write(
+        tmp_path,
+        "ropa.yaml",
+        CONTROLLER,
+        f"""
+        activities:
+          - id: pupils
+            name: Pupils
+            locations:
+              - {{system: sis, table: students, key: {key}}}
+        """,
+    )
+    location = load_ropa(path).ropa.activities[0].locations[0]
+    assert getattr(location, "key", None) == expected
