@@ -309,7 +309,7 @@ def test_cutoff_never_excludes_a_start_that_is_due(
     assert start <= cutoff(now, period, grace)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     start=aware_datetimes(),
     now=aware_datetimes(),
