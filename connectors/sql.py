@@ -86,6 +86,8 @@ def encode_key(values: Sequence[Any]) -> str:
 
     One column gives ``str(value)``; several give a compact JSON array. Bytes become hex.
     """
+    if len(values) == 1 and not isinstance(values[0], bytes | bytearray | memoryview):
+        return str(values[0])
     parts = [v.hex() if isinstance(v, bytes | bytearray | memoryview) else v for v in values]
     if len(parts) == 1:
         return str(parts[0])
@@ -107,9 +109,12 @@ def decode_key(key: str, columns: Sequence[_Col]) -> tuple[Any, ...]:
 
 
 def fingerprint(values: Sequence[Any]) -> str:
-    """Given the values that make up an item, return a short, stable hex digest of them."""
-    text = json.dumps(list(values), separators=(",", ":"), default=str, ensure_ascii=False)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    """Given the values that make up an item, return a short, stable hex digest of them.
+
+    The digest is over the values' ``repr``, which tells apart types JSON would not (1, "1",
+    Decimal("1")), and is stable from run to run.
+    """
+    return hashlib.blake2b(repr(tuple(values)).encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,12 @@ class SqlConnector(Connector):
             url = make_url(settings.url)
         except sa_exc.ArgumentError as err:
             raise ConnectorError(self.system.id, f"invalid URL: {err}") from err
+        backend, driver = url.get_backend_name(), url.get_driver_name()
+        if settings.credential is not None and backend == "sqlite" and driver == "pysqlite":
+            raise ConnectorError(
+                self.system.id,
+                "a SQLite file takes no password: remove connection.credential",
+            )
         if settings.credential is not None:
             secret = self.context.credential(settings.credential).get_secret_value()
             self._remember_secret(secret)
@@ -207,7 +218,6 @@ class SqlConnector(Connector):
                 braced = "{" + secret.replace("}", "}}") + "}"
                 self._remember_secret(braced)
                 url = url.update_query_dict({"odbc_connect": f"{odbc};PWD={braced}"})
-        backend, driver = url.get_backend_name(), url.get_driver_name()
         if backend == "sqlite":
             url = self._sqlite_url(url)
         if backend in ("mysql", "mariadb") and driver == "pyodbc":
@@ -255,7 +265,7 @@ class SqlConnector(Connector):
         cause: BaseException = err
         if isinstance(err, sa_exc.DBAPIError) and err.orig is not None:
             cause = err.orig
-        return self._redact(f"{type(cause).__name__}: {cause}".strip())
+        return self._redact(" ".join(f"{type(cause).__name__}: {cause}".split()))
 
     def _error(self, err: sa_exc.SQLAlchemyError, doing: str) -> ConnectorError:
         """Given a SQLAlchemy error, return the connector error to raise ``from`` it."""
@@ -419,25 +429,28 @@ class SqlConnector(Connector):
             return None
         except sa_exc.DBAPIError:
             # An unknown schema is an error from the server on some databases (SQLite, MySQL).
-            with self.engine.connect() as conn:
-                schemas = sa.inspect(conn).get_schema_names()
-            if schema in schemas:
+            if not schema or self._schema_exists(schema):
                 raise
-            problems.append(
-                f"table {spelled!r} does not exist: there is no schema {schema!r}"
-                + _did_you_mean(schema, schemas)
-            )
+            problems.append(f"table {spelled!r} does not exist{self._table_hint(schema, name)}")
             return None
         self._tables[spelled] = table
         return table
 
+    def _schema_exists(self, schema: str) -> bool:
+        with self.engine.connect() as conn:
+            return schema in sa.inspect(conn).get_schema_names()
+
     def _table_hint(self, schema: str, name: str) -> str:
+        """Given a missing table's schema and name, return close matches to suggest."""
         with self.engine.connect() as conn:
             inspector = sa.inspect(conn)
+            if schema:
+                schemas = inspector.get_schema_names()
+                if schema not in schemas:
+                    return f": there is no schema {schema!r}" + _did_you_mean(schema, schemas)
             names = inspector.get_table_names(schema or None)
             names += inspector.get_view_names(schema or None)
-        prefix = f"{schema}." if schema else ""
-        return _did_you_mean(name, names, prefix)
+        return _did_you_mean(name, names, f"{schema}." if schema else "")
 
     def _column(
         self, table: sa.Table, spelled: str, name: str, role: str, problems: list[str]
@@ -539,9 +552,10 @@ class SqlConnector(Connector):
                 bound = _bound(plan.clock, request.cutoff, request.tz)
                 stmt = stmt.where(sa.or_(plan.clock <= bound, plan.clock.is_(None)))
                 yield self._not_due(plan, bound, request.tz)
+            reader = _Reader(plan, request.tz)
             for rows, counts in self._pages(plan, stmt, position):
                 for row, dependents in zip(rows, counts, strict=True):
-                    yield _item(plan, position, row, dependents, request.tz)
+                    yield reader.item(row, dependents if plan.dependents else None)
         except sa_exc.SQLAlchemyError as err:
             raise self._error(err, f"scan of {plan.table.fullname!r} failed") from err
 
@@ -602,8 +616,12 @@ class SqlConnector(Connector):
 
         A nested dependent is counted through joins up to the location's table.
         """
-        counts = [dict.fromkeys((c[-1].name for c in plan.chains), 0) for _ in rows]
-        for chain in plan.chains:
+        if not plan.dependents:
+            return [{} for _ in rows]
+        chains = plan.chains
+        names = [chain[-1].name for chain in chains]
+        counts = [dict.fromkeys(names, 0) for _ in rows]
+        for chain in chains:
             top = chain[0]
             index = _Index()
             for i, row in enumerate(rows):
@@ -855,34 +873,38 @@ def _clock(value: Any, tz: tzinfo) -> datetime | None:
     return None
 
 
-def _item(
-    plan: _Plan,
-    position: Mapping[_Col, int],
-    row: sa.Row[Any],
-    dependents: dict[str, int],
-    tz: tzinfo,
-) -> ScannedItem:
-    key = [row[position[c]] for c in plan.key]
-    subject = row[position[plan.subject]] if plan.subject is not None else None
-    raw_clock = row[position[plan.clock]] if plan.clock is not None else None
-    extra = [row[position[c]] for c in plan.fingerprint]
-    clock = _clock(raw_clock, tz)
-    problem = None
-    if plan.clock is not None and clock is None:
-        problem = (
-            f"clock column {plan.clock.name} is NULL"
-            if raw_clock is None
-            else f"clock column {plan.clock.name} holds {raw_clock!r}, not a date"
+class _Reader:
+    """Turns the rows a plan selects into items."""
+
+    def __init__(self, plan: _Plan, tz: tzinfo) -> None:
+        at = {c: i for i, c in enumerate(plan.selected)}
+        self._key = [at[c] for c in plan.key]
+        self._subject = at[plan.subject] if plan.subject is not None else None
+        self._clock = at[plan.clock] if plan.clock is not None else None
+        self._extra = [at[c] for c in plan.fingerprint]
+        self._clock_name = plan.clock.name if plan.clock is not None else ""
+        self._tz = tz
+
+    def item(self, row: sa.Row[Any], dependents: dict[str, int] | None) -> ScannedItem:
+        key = [row[i] for i in self._key]
+        subject = row[self._subject] if self._subject is not None else None
+        raw = row[self._clock] if self._clock is not None else None
+        clock = problem = None
+        if self._clock is not None:
+            if raw is None:
+                problem = f"clock column {self._clock_name} is NULL"
+            elif (clock := _clock(raw, self._tz)) is None:
+                problem = f"clock column {self._clock_name} holds {raw!r}, not a date"
+        signed = (*key, subject, raw, *[row[i] for i in self._extra])
+        return ScannedItem(
+            encode_key(key),
+            str(subject).strip() if subject is not None else None,
+            clock,
+            fingerprint(signed),
+            None,
+            {"dependents": dependents} if dependents is not None else None,
+            problem,
         )
-    return ScannedItem(
-        key=encode_key(key),
-        subject=str(subject).strip() if subject is not None else None,
-        clock=clock,
-        fingerprint=fingerprint([*key, subject, raw_clock, *extra]),
-        size=None,
-        details={"dependents": dependents} if plan.dependents else None,
-        problem=problem,
-    )
 
 
 class _Index:

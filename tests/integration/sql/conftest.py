@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sql_databases import (
     MARIADB_START,
     MARIADB_URL,
+    NO_TLS,
     ODBC_DRIVER,
     ODBC_URL,
     PG_START,
@@ -52,7 +53,7 @@ def postgres_database() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def mariadb_root() -> Iterator[sa.Engine]:
     """An engine on MariaDB as root, to create and drop the tests' databases."""
-    root = sa.create_engine(MARIADB_URL.format(port=3306, database="test"))
+    root = sa.create_engine(MARIADB_URL.format(port=3306, database="test"), connect_args=NO_TLS)
     try:
         with root.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -82,6 +83,9 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     backend: str = request.param
     if backend == "sqlite":
         admin = sa.create_engine(f"sqlite:///{tmp_path / 'sis.db'}")
+        sa.event.listen(admin, "connect", _no_fsync)
+        with admin.connect():
+            pass  # creates the file
         yield Database(backend, "sqlite:///sis.db", admin, tmp_path, "main")
         admin.dispose()
     elif backend == "postgresql":
@@ -91,6 +95,10 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         if backend == "mysql+pyodbc":
             request.getfixturevalue("odbc_driver")
         yield from _mariadb_database(root, backend, tmp_path)
+
+
+def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA synchronous = OFF")  # test data need not survive a crash
 
 
 def _postgres_schema(database: str, tmp_path: Path) -> Iterator[Database]:
@@ -110,9 +118,12 @@ def _mariadb_database(root: sa.Engine, backend: str, tmp_path: Path) -> Iterator
     name = "sweeper_test_" + secrets.token_hex(4)
     with root.begin() as conn:
         conn.execute(sa.text(f"CREATE DATABASE `{name}`"))
-    admin = sa.create_engine(MARIADB_URL.format(port=3306, database=name))
-    url = (ODBC_URL if backend == "mysql+pyodbc" else MARIADB_URL).format(port=3306, database=name)
-    yield Database(backend, url, admin, tmp_path, name)
+    admin = sa.create_engine(MARIADB_URL.format(port=3306, database=name), connect_args=NO_TLS)
+    if backend == "mysql+pyodbc":
+        url, connect_args = ODBC_URL.format(port=3306, database=name), {}
+    else:
+        url, connect_args = MARIADB_URL.format(port=3306, database=name), dict(NO_TLS)
+    yield Database(backend, url, admin, tmp_path, name, connect_args)
     admin.dispose()
     with root.begin() as conn:
         conn.execute(sa.text(f"DROP DATABASE `{name}`"))

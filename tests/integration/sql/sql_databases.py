@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,8 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:{port}/{database}"
 MARIADB_URL = "mysql+pymysql://root@127.0.0.1:{port}/{database}"
 ODBC_URL = "mysql+pyodbc://root@127.0.0.1:{port}/{database}?driver=MariaDB+Unicode"
 ODBC_DRIVER = "MariaDB Unicode"
+# PyMySQL builds a TLS context for every connection (~30 ms); loopback tests need no TLS.
+NO_TLS: dict[str, str | int | bool] = {"ssl_disabled": True}
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 MARIADB_START = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
 
@@ -29,6 +32,13 @@ ODBC = pytest.param(
     "mysql+pyodbc", marks=[pytest.mark.mariadb, pytest.mark.odbc], id="mysql+pyodbc"
 )
 SERVERS = [POSTGRES, MARIADB, ODBC]
+
+
+def backend_with(backend: Any, *values: object) -> Any:
+    """Given one of the backend params above, return a param of it followed by more values
+    (for ``parametrize`` over several names with ``indirect=["db"]``), keeping its marks.
+    """
+    return pytest.param(*backend.values, *values, marks=backend.marks, id=backend.id)
 
 
 def free_port() -> int:
