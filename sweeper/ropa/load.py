@@ -46,17 +46,26 @@ _SECTIONS: dict[str, TypeAdapter[Any]] = {
 
 
 class _Loader(yaml.SafeLoader):
-    """A YAML 1.2-ish safe loader: only true/false are booleans (a country code NO stays NO)."""
+    """A YAML 1.2-ish safe loader: only true/false are booleans (a country code NO stays NO)
+    and only plain decimals are integers (a student number 012345 stays '012345', where
+    YAML 1.1 reads the octal 5349; 1:20 stays '1:20', not 80)."""
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
 )
 
 Loc = tuple[str | int, ...]

@@ -337,6 +337,33 @@ def test_country_code_no_stays_a_string(tmp_path: Path) -> None:
     assert [t.country for t in transfers] == ["NO", "ON"]
 
 
+def test_numbers_with_leading_zeros_stay_strings(tmp_path: Path) -> None:
+    """A student number 012345 stays '012345' (YAML 1.1 reads the octal 5349), 1:20 stays
+    '1:20' (not 80), and a plain 42 is still the integer 42."""
+    path = write(
+        tmp_path,
+        "ropa.yaml",
+        CONTROLLER,
+        """
+        activities:
+          - id: pupils
+            name: Pupils
+            locations:
+              - system: sis
+                table: students
+                key: id
+                where:
+                  - {column: student_nr, value: 012345}
+                  - {column: period, value: 1:20}
+                  - {column: year, value: 42}
+        """,
+    )
+    location = load_ropa(path).ropa.activities[0].locations[0]
+    values = [c.value for c in getattr(location, "where", [])]
+    assert values == ["012345", "1:20", 42]
+    assert isinstance(values[2], int)
+
+
 def test_true_and_false_are_still_booleans(tmp_path: Path) -> None:
     """Dropping YAML 1.1's yes/no booleans keeps true and false."""
     path = write(
