@@ -176,7 +176,6 @@ def run_plan(
 ) -> tuple[Any, dict[str, Path]]:
     """Load the RoPA, build and store a plan, write its reports and print the summary."""
     from sweeper.plan import PlanOptions, build_plan
-    from sweeper.report import write_reports
     from sweeper.ropa import load_ropa
     from sweeper.store import Store
 
@@ -188,14 +187,17 @@ def run_plan(
         click.echo(str(warning), err=True)
     store = Store.open(settings.state_database_url)
     try:
-        options: dict[str, Any] = {"list_not_due": list_not_due}
+        options: dict[str, Any] = {
+            "list_not_due": list_not_due,
+            "reports_dir": reports_dir or settings.reports_path,
+        }
         if as_of is not None:
             from zoneinfo import ZoneInfo
 
             options["now"] = as_of.replace(tzinfo=ZoneInfo(loaded.ropa.timezone))
         with _progress() as progress:
             result = build_plan(loaded, settings, store, PlanOptions(progress=progress, **options))
-        paths = write_reports(store, result.plan_id, reports_dir or settings.reports_path)
+        paths = result.reports
         _print_plan_summary(store, result.plan_id)
         console.print(f"\nplan [bold]{result.plan_id}[/] stored in {_safe_url(settings)}")
         console.print(f"reports: {paths['json']}\n         {paths['csv']}")

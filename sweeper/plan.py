@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,7 @@ from connectors.base import (
 )
 from connectors.registry import connector_class
 from sweeper.errors import ConnectorError, SweeperError
+from sweeper.report import ReportWriter, plan_head
 from sweeper.retention import cutoff, due_date
 from sweeper.ropa.load import LoadedRopa
 from sweeper.ropa.model import (
@@ -120,6 +122,8 @@ class PlanOptions:
         created_by: who ran the plan (default: the login name).
         progress: a progress display (default: none).
         connectors: returns the connector class for a system kind (tests pass a fake).
+        reports_dir: where to write the JSON and CSV reports, streamed while scanning
+            (default: no reports).
     """
 
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -127,6 +131,7 @@ class PlanOptions:
     created_by: str = field(default_factory=getpass.getuser)
     progress: Progress = field(default_factory=_NoProgress)
     connectors: Callable[[str], type[Connector]] = connector_class
+    reports_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,7 @@ class PlanResult:
     complete: bool
     item_count: int
     summary: dict[str, Any]
+    reports: dict[str, Path] = field(default_factory=dict)
 
 
 def new_plan_id(now: datetime) -> str:
@@ -173,6 +179,7 @@ class _Builder:
         self.seq = 0
         self.findings: list[dict[str, Any]] = []
         self.legacy_subjects: dict[str, set[str]] = {}
+        self.reports: ReportWriter | None = None
 
     # -- the run ---------------------------------------------------------------------
 
@@ -188,11 +195,18 @@ class _Builder:
                 self._prepare(target)
             with self.store.engine.begin() as conn:
                 self.store.insert_plan(conn, self._plan_row(state="building"))
+            if self.options.reports_dir is not None:
+                self.reports = ReportWriter(self.options.reports_dir, self.plan_id, self.now)
+                self.reports.begin({t.idx: (t.activity.id, t.system.id, t.label) for t in targets})
             for target in targets:
                 if target.outcome == "scanned":
                     self._scan(target)
                 self.options.progress.finish(target.label, target.outcome)
             return self._finish(targets)
+        except BaseException:
+            if self.reports is not None:
+                self.reports.abort()
+            raise
         finally:
             for connector in self.connectors.values():
                 connector.close()
@@ -419,6 +433,8 @@ class _Builder:
             update(_canonical(row))
         with self.store.engine.begin() as conn:
             self.store.insert_items(conn, self.plan_id, rows)
+        if self.reports is not None:
+            self.reports.add(rows)
 
     # -- the end ---------------------------------------------------------------------
 
@@ -450,7 +466,8 @@ class _Builder:
                 },
             )
         self.log.info("plan stored", items=self.seq, complete=complete)
-        return PlanResult(self.plan_id, complete, self.seq, summary)
+        paths = self.reports.finish(plan_head(self.store, self.plan_id)) if self.reports else {}
+        return PlanResult(self.plan_id, complete, self.seq, summary, paths)
 
     def _plan_row(self, state: str) -> dict[str, Any]:
         return {
@@ -541,7 +558,8 @@ def _iso(value: datetime | date | None) -> str | None:
 
 
 def _canonical(row: tuple[Any, ...]) -> bytes:
-    return (json.dumps(row, separators=(",", ":"), default=str) + "\n").encode()
+    """The bytes a row adds to the content hash: its repr (str, int and None only)."""
+    return repr(row).encode()
 
 
 def _clock_text(clock: Clock) -> str:
