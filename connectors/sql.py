@@ -25,8 +25,18 @@ Read-only connections (``context.read_only``, the dry run):
   routes the connection to a readable secondary): give the dry run a login that holds only
   ``db_datareader``.
 
+Dates: a DATE is midnight of that day in the request's timezone; a timestamp without time
+zone is wall time in that timezone; a timestamp with one keeps its instant. A cutoff is turned
+into the column's own convention before it is compared in SQL. SQLite's dates are text parsed
+in Python, so there the text is read and a malformed value becomes that item's ``problem``.
+
 Keys: a single key column gives ``str(value)``; a composite key gives a compact JSON array of
-the values. ``decode_key`` turns either back into typed values.
+the values. ``decode_key`` (or ``SqlConnector.key_values``) turns either back into typed values.
+
+Streaming without a usable index: psycopg and PyMySQL read through a server-side cursor, and
+SQL Server's ODBC driver streams by default; MariaDB's ODBC driver holds the whole result in
+memory unless it is 3.1.17 or later and the connection sets ``NO_CACHE=1;FORWARDONLY=1``. Give
+such tables a primary key or unique index over the key columns, or use ``mysql+pymysql``.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.mssql import DATETIMEOFFSET
 from sqlalchemy.engine import URL, make_url
 
 from connectors.base import (
@@ -78,6 +89,7 @@ _MAX_PARAMETERS = 2000
 """Bound parameters per statement: SQL Server refuses more than 2,100."""
 
 _Col = sa.Column[Any]
+_BINARY = (bytes, bytearray, memoryview)
 _T = TypeVar("_T")
 
 
@@ -86,11 +98,10 @@ def encode_key(values: Sequence[Any]) -> str:
 
     One column gives ``str(value)``; several give a compact JSON array. Bytes become hex.
     """
-    if len(values) == 1 and not isinstance(values[0], bytes | bytearray | memoryview):
-        return str(values[0])
-    parts = [v.hex() if isinstance(v, bytes | bytearray | memoryview) else v for v in values]
-    if len(parts) == 1:
-        return str(parts[0])
+    if len(values) == 1:
+        value = values[0]
+        return value.hex() if isinstance(value, _BINARY) else str(value)
+    parts = [v.hex() if isinstance(v, _BINARY) else v for v in values]
     return json.dumps(parts, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
@@ -143,7 +154,7 @@ class _Plan:
 
     @property
     def selected(self) -> tuple[_Col, ...]:
-        wanted = [*self.key, self.subject, self.clock, *self.fingerprint]
+        wanted = [*self.key, self.subject, *self.fingerprint]
         wanted += [c for d in self.dependents for c in d.references]
         return tuple(dict.fromkeys(c for c in wanted if c is not None))
 
@@ -298,6 +309,16 @@ class SqlConnector(Connector):
     def prepare_event(self, event: SqlEvent) -> None:
         """Check the table and columns an event reads. Raise LocationInvalid naming them."""
         self._event(event)
+
+    def key_values(self, location: SqlLocation, key: str) -> tuple[Any, ...]:
+        """Given a location and one of its item keys, return the typed key values.
+
+        Raise LocationInvalid if the key does not fit the location's key columns.
+        """
+        try:
+            return decode_key(key, self.key_columns(location))
+        except ValueError as err:
+            raise LocationInvalid(self.system.id, f"item key {key!r}: {err}") from err
 
     def key_columns(self, location: SqlLocation) -> tuple[_Col, ...]:
         """Given a location, return its reflected key columns (for ``decode_key``)."""
@@ -503,6 +524,13 @@ class SqlConnector(Connector):
                     )
                     for r in dependent.references
                 ]
+            elif not parent_key:
+                problems.append(
+                    f"table {parent_name!r} has no primary key for dependent "
+                    f"{dependent.table!r} to refer to: name the referenced columns in "
+                    "'references'"
+                )
+                references = []
             elif len(parent_key) != len(dependent.columns):
                 problems.append(
                     f"dependent {dependent.table!r} has {len(dependent.columns)} column(s) but "
@@ -547,26 +575,62 @@ class SqlConnector(Connector):
         selected = plan.selected
         position = {c: i for i, c in enumerate(selected)}
         stmt = sa.select(*selected).where(*plan.where)
+        clock_at = position.get(plan.clock) if plan.clock is not None else None
+        if plan.clock is not None and (clock_at is None or self._parses_dates_in_python):
+            stmt = stmt.add_columns(self._as_stored(plan.clock))
+            clock_at = len(selected)
         try:
             if request.cutoff is not None and plan.clock is not None:
-                bound = _bound(plan.clock, request.cutoff, request.tz)
-                stmt = stmt.where(sa.or_(plan.clock <= bound, plan.clock.is_(None)))
-                yield self._not_due(plan, bound, request.tz)
-            reader = _Reader(plan, request.tz)
+                due, not_due = self._due(plan.clock, request.cutoff, request.tz)
+                stmt = stmt.where(due)
+                yield self._not_due(plan, not_due, request.tz)
+            reader = _Reader(plan, position, clock_at, request.tz)
             for rows, counts in self._pages(plan, stmt, position):
                 for row, dependents in zip(rows, counts, strict=True):
                     yield reader.item(row, dependents if plan.dependents else None)
         except sa_exc.SQLAlchemyError as err:
             raise self._error(err, f"scan of {plan.table.fullname!r} failed") from err
+        except ValueError as err:  # a driver or SQLAlchemy could not convert a stored value
+            raise ConnectorError(
+                self.system.id,
+                f"scan of {plan.table.fullname!r} failed: a value does not fit its column: {err}",
+            ) from err
 
-    def _not_due(self, plan: _Plan, bound: Any, tz: tzinfo) -> NotDueSummary:
+    def _as_stored(self, column: _Col) -> sa.ColumnElement[Any]:
+        """Given a date or timestamp column, return the expression to select to read it.
+
+        SQLite keeps dates as text that SQLAlchemy parses in Python, where one malformed value
+        fails the whole page; the text is read instead, so that the value becomes that item's
+        problem.
+        """
+        return sa.type_coerce(column, sa.String()) if self._parses_dates_in_python else column
+
+    @property
+    def _parses_dates_in_python(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def _due(
+        self, clock: _Col, cutoff: datetime, tz: tzinfo
+    ) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+        """Given the clock column and the cutoff, return the conditions "is an item" (due by
+        the cutoff, or without a readable clock) and "is not due".
+        """
+        bound = _bound(clock, cutoff, tz)
+        due = sa.or_(clock <= bound, clock.is_(None))
+        not_due = clock > bound
+        if self._parses_dates_in_python:
+            # SQLite compares text: a malformed date would sort as "not due" and go unreported.
+            unreadable = sa.func.date(clock).is_(None)
+            due, not_due = sa.or_(due, unreadable), sa.and_(not_due, sa.not_(unreadable))
+        return due, not_due
+
+    def _not_due(self, plan: _Plan, not_due: sa.ColumnElement[bool], tz: tzinfo) -> NotDueSummary:
         assert plan.clock is not None
-        stmt = sa.select(sa.func.count(), sa.func.min(plan.clock)).where(
-            *plan.where, plan.clock > bound
-        )
+        earliest = sa.func.min(self._as_stored(plan.clock))
+        stmt = sa.select(sa.func.count(), earliest).where(*plan.where, not_due)
         with self.engine.connect() as conn:
-            count, earliest = conn.execute(stmt).one()
-        return NotDueSummary(int(count), _clock(earliest, tz), 0)
+            count, first = conn.execute(stmt).one()
+        return NotDueSummary(int(count), _clock(first, tz), 0)
 
     def _pages(
         self, plan: _Plan, stmt: sa.Select[Any], position: Mapping[_Col, int]
@@ -677,7 +741,7 @@ class SqlConnector(Connector):
             except ValueError:
                 continue
         found: dict[str, datetime] = {}
-        latest = sa.func.max(resolved.date)
+        latest = sa.func.max(self._as_stored(resolved.date))
         try:
             with self.engine.connect() as conn:
                 for chunk in _chunks(index.keys(), BATCH):
@@ -739,8 +803,6 @@ def _is_temporal(column: _Col) -> bool:
 
 
 def _is_aware(column: _Col) -> bool:
-    from sqlalchemy.dialects.mssql import DATETIMEOFFSET
-
     return isinstance(column.type, DATETIMEOFFSET) or bool(getattr(column.type, "timezone", False))
 
 
@@ -876,11 +938,12 @@ def _clock(value: Any, tz: tzinfo) -> datetime | None:
 class _Reader:
     """Turns the rows a plan selects into items."""
 
-    def __init__(self, plan: _Plan, tz: tzinfo) -> None:
-        at = {c: i for i, c in enumerate(plan.selected)}
+    def __init__(
+        self, plan: _Plan, at: Mapping[_Col, int], clock_at: int | None, tz: tzinfo
+    ) -> None:
         self._key = [at[c] for c in plan.key]
         self._subject = at[plan.subject] if plan.subject is not None else None
-        self._clock = at[plan.clock] if plan.clock is not None else None
+        self._clock = clock_at
         self._extra = [at[c] for c in plan.fingerprint]
         self._clock_name = plan.clock.name if plan.clock is not None else ""
         self._tz = tz

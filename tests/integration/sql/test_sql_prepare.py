@@ -153,6 +153,22 @@ def test_dependent_with_wrong_number_of_columns_is_rejected(sis: Database) -> No
 
 
 @SQLITE_ONLY
+def test_nested_dependent_of_a_table_without_key_needs_references(sis: Database) -> None:
+    """Under a dependent table without primary key, a nested dependent must name references."""
+    where = location(
+        dependents=[
+            {
+                "table": "logins",
+                "columns": ["student_id"],
+                "dependents": [{"table": "grades", "columns": ["student_id"]}],
+            }
+        ]
+    )
+    message = prepare_error(sis, where)
+    assert "table 'logins' has no primary key" in message
+
+
+@SQLITE_ONLY
 def test_named_clock_is_rejected_with_the_fix(sis: Database) -> None:
     """A file-style clock (created, modified, …) is rejected, naming the clocks a table has."""
     message = prepare_error(sis, location(), "created")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sql_databases import POSTGRES, Database
+from sql_databases import POSTGRES, SQLITE, Database
 from sql_sis import TZ, attendance, location, scan, students
 
 from connectors.base import NotDueSummary
@@ -183,13 +183,12 @@ def test_composite_key_round_trips_through_decode_key(sis: Database) -> None:
 
 
 def test_decoded_key_finds_the_row(sis: Database) -> None:
-    """The values decode_key returns select exactly the scanned row again."""
+    """The typed values of a scanned key select exactly that row again."""
     where = location("attendance", key=["student_id", "day"], subject="student_id")
     with sis.connector() as connector:
         items, _ = scan(connector, where, ColumnClock(column="day"))
-        columns = connector.key_columns(where)
-        student_id, day = decode_key('[1,"2019-01-08"]', columns)
         assert '[1,"2019-01-08"]' in items
+        student_id, day = connector.key_values(where, '[1,"2019-01-08"]')
     with sis.admin.connect() as conn:
         status = conn.execute(
             sa.select(attendance.c.status).where(
@@ -293,3 +292,16 @@ def test_aware_timestamp_clock_is_kept(db: Database) -> None:
         )
     assert items["1"].clock == datetime(2019, 1, 1, 23, tzinfo=UTC)
     assert summaries == [NotDueSummary(0, None, 0)]
+
+
+@pytest.mark.parametrize("db", [SQLITE], indirect=True)
+def test_malformed_stored_date_is_the_items_problem(sis: Database) -> None:
+    """A SQLite clock value that is no date makes that item's problem, not a failed scan."""
+    with sis.admin.begin() as conn:
+        conn.execute(sa.text("UPDATE students SET created_at = 'yesterday' WHERE id = 2"))
+    with sis.connector() as connector:
+        items, summaries = scan(connector, location(), cutoff=datetime(2020, 1, 1, tzinfo=TZ))
+    assert items["2"].clock is None
+    assert items["2"].problem == "clock column created_at holds 'yesterday', not a date"
+    assert items["1"].clock == datetime(2015, 3, 1, 8, 0, tzinfo=TZ)
+    assert summaries[0].earliest_clock == datetime(2024, 9, 1, 10, 0, tzinfo=TZ)
