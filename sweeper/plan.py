@@ -52,6 +52,7 @@ from sweeper.ropa.model import (
 )
 from sweeper.settings import Settings
 from sweeper.store import Store
+from sweeper.writer import ItemWriter, canonical
 
 log = structlog.get_logger("sweeper.plan")
 
@@ -175,11 +176,10 @@ class _Builder:
         )
         self.connectors: dict[str, Connector] = {}
         self.failures: dict[str, str] = {}
-        self.hasher = hashlib.sha256()
+        self.writer: ItemWriter | None = None
         self.seq = 0
         self.findings: list[dict[str, Any]] = []
         self.legacy_subjects: dict[str, set[str]] = {}
-        self.reports: ReportWriter | None = None
 
     # -- the run ---------------------------------------------------------------------
 
@@ -195,17 +195,21 @@ class _Builder:
                 self._prepare(target)
             with self.store.engine.begin() as conn:
                 self.store.insert_plan(conn, self._plan_row(state="building"))
-            if self.options.reports_dir is not None:
-                self.reports = ReportWriter(self.options.reports_dir, self.plan_id, self.now)
-                self.reports.begin({t.idx: (t.activity.id, t.system.id, t.label) for t in targets})
+            self.writer = ItemWriter(
+                self.settings.state_database_url,
+                self.plan_id,
+                self.options.reports_dir,
+                self.now,
+                {t.idx: (t.activity.id, t.system.id, t.label) for t in targets},
+            )
             for target in targets:
                 if target.outcome == "scanned":
                     self._scan(target)
                 self.options.progress.finish(target.label, target.outcome)
             return self._finish(targets)
         except BaseException:
-            if self.reports is not None:
-                self.reports.abort()
+            if self.writer is not None:
+                self.writer.abort()
             raise
         finally:
             for connector in self.connectors.values():
@@ -306,9 +310,11 @@ class _Builder:
         rows: list[tuple[Any, ...]] = []
         pending: list[ScannedItem] = []
         batch = self.settings.scan_batch_size
+        scanned = 0
         try:
             for out in connector.scan(request):
                 if type(out) is ScannedItem:
+                    scanned += 1
                     if event is not None and out.clock is None and out.problem is None:
                         pending.append(out)
                         if len(pending) >= batch:
@@ -316,18 +322,18 @@ class _Builder:
                             pending = []
                     else:
                         self._classify(target, out, out.clock, rows)
-                    if len(rows) >= 5000:
-                        self._flush(rows)
-                        rows = []
+                    if scanned >= 5000:
+                        self._flush(rows, scanned)
+                        rows, scanned = [], 0
                 elif type(out) is NotDueSummary:
                     self._not_due_summary(target, out)
                 elif type(out) is ScanFinding:
                     self._finding(target, out.kind, out.where, out.message)
             if pending:
                 self._resolve(target, event, pending, rows)  # type: ignore[arg-type]
-            self._flush(rows)
+            self._flush(rows, scanned)
         except SweeperError as err:
-            self._flush(rows)
+            self._flush(rows, scanned)
             target.outcome, target.error = "failed", str(err)
             self.log.warning("scan failed", system=target.system.id, reason=str(err))
 
@@ -352,7 +358,6 @@ class _Builder:
         rows: list[Any],
         waiting_reason: str | None = None,
     ) -> None:
-        self.options.progress.advance(1)
         reason: str | None
         due: datetime | None
         if target.legacy_since is not None:
@@ -386,7 +391,7 @@ class _Builder:
             target.bytes_due += item.size or 0
             if due is not None and (target.oldest_due is None or due < target.oldest_due):
                 target.oldest_due = due
-        action = target.action if status in (DUE, LEGACY_DUE) else "none"
+        action = target.rule.action.value if status in (DUE, LEGACY_DUE) else "none"
         row = (
             self.seq,
             target.idx,
@@ -425,23 +430,19 @@ class _Builder:
             }
         )
 
-    def _flush(self, rows: list[tuple[Any, ...]]) -> None:
+    def _flush(self, rows: list[tuple[Any, ...]], scanned: int = 0) -> None:
+        self.options.progress.advance(scanned)
         if not rows:
             return
-        update = self.hasher.update
-        for row in rows:
-            update(_canonical(row))
-        with self.store.engine.begin() as conn:
-            self.store.insert_items(conn, self.plan_id, rows)
-        if self.reports is not None:
-            self.reports.add(rows)
+        assert self.writer is not None
+        self.writer.add(rows)
 
     # -- the end ---------------------------------------------------------------------
 
     def _finish(self, targets: list[Target]) -> PlanResult:
         location_rows = [self._location_row(t) for t in targets]
-        for row in location_rows:
-            self.hasher.update(_canonical(tuple(row[k] for k in sorted(row) if k != "plan_id")))
+        assert self.writer is not None
+        items_hash = self.writer.finish()
         complete = not any(
             t.outcome == "failed" for t in targets if t.legacy_since is None
         ) and not any(
@@ -450,7 +451,7 @@ class _Builder:
             if s.status is not SystemStatus.DECOMMISSIONED
         )
         summary = self._summary(targets)
-        self.hasher.update(_canonical((self.loaded.digest, _iso(self.now))))
+        content = content_hash(items_hash, location_rows, self.loaded.digest, self.now)
         with self.store.engine.begin() as conn:
             self.store.insert_locations(conn, location_rows)
             self.store.insert_findings(conn, self.findings)
@@ -459,14 +460,17 @@ class _Builder:
                 self.plan_id,
                 {
                     "state": "ready",
-                    "content_hash": self.hasher.hexdigest(),
+                    "content_hash": content,
                     "complete": complete,
                     "item_count": self.seq,
                     "summary": json.dumps(summary, default=str),
                 },
             )
         self.log.info("plan stored", items=self.seq, complete=complete)
-        paths = self.reports.finish(plan_head(self.store, self.plan_id)) if self.reports else {}
+        paths = {}
+        if self.options.reports_dir is not None:
+            head = plan_head(self.store, self.plan_id)
+            paths = ReportWriter.assemble(self.options.reports_dir, self.plan_id, head)
         return PlanResult(self.plan_id, complete, self.seq, summary, paths)
 
     def _plan_row(self, state: str) -> dict[str, Any]:
@@ -553,13 +557,23 @@ def _iso(value: datetime | date | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
+        if value.tzinfo is UTC:
+            return value.isoformat()
         return value.astimezone(UTC).isoformat()
     return value.isoformat()
 
 
-def _canonical(row: tuple[Any, ...]) -> bytes:
-    """The bytes a row adds to the content hash: its repr (str, int and None only)."""
-    return repr(row).encode()
+def content_hash(
+    items_hash: str, locations: list[dict[str, Any]], ropa_digest: str, clock: datetime
+) -> str:
+    """Return a plan's content hash: sha256 over the hash of its item rows (in order), its
+    location rows (without the plan id), the RoPA digest and the plan's clock. An approval
+    binds to it; recomputing it from the store detects a plan altered after approval."""
+    digest = hashlib.sha256(items_hash.encode())
+    for row in locations:
+        digest.update(canonical(tuple(row[k] for k in sorted(row) if k != "plan_id")))
+    digest.update(canonical((ropa_digest, _iso(clock))))
+    return digest.hexdigest()
 
 
 def _clock_text(clock: Clock) -> str:

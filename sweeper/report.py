@@ -128,21 +128,32 @@ class ReportWriter:
             self._first = False
         self._csv.writerows(fmt.csv(r) for r in rows)
 
-    def finish(self, head: Mapping[str, Any]) -> dict[str, Path]:
+    def close(self) -> None:
+        """Close the item files; ``assemble`` (in this or another process) completes them."""
         self._items.close()
         self._csv_file.close()
-        tmp = self.paths["json"].with_suffix(".json.tmp")
-        with (
-            tmp.open("w", encoding="utf-8") as out,
-            self._items_path.open(encoding="utf-8") as items,
-        ):
+
+    def finish(self, head: Mapping[str, Any]) -> dict[str, Path]:
+        self.close()
+        return self.assemble(self.paths["json"].parent, self.plan_id, head)
+
+    @staticmethod
+    def assemble(directory: Path, plan_id: str, head: Mapping[str, Any]) -> dict[str, Path]:
+        """Put the head in front of the closed item files; return the reports' paths."""
+        items_path = directory / f".plan-{plan_id}.items.tmp"
+        paths = {
+            "json": directory / f"plan-{plan_id}.json",
+            "csv": directory / f"plan-{plan_id}.csv",
+        }
+        tmp = paths["json"].with_suffix(".json.tmp")
+        with tmp.open("w", encoding="utf-8") as out, items_path.open(encoding="utf-8") as items:
             _write_head(out, head)
             shutil.copyfileobj(items, out, 1 << 20)
             out.write("\n  ]\n}\n")
-        tmp.replace(self.paths["json"])
-        self._csv_path.replace(self.paths["csv"])
-        self._items_path.unlink()
-        return self.paths
+        tmp.replace(paths["json"])
+        (directory / f".plan-{plan_id}.csv.tmp").replace(paths["csv"])
+        items_path.unlink()
+        return paths
 
     def abort(self) -> None:
         self._items.close()

@@ -24,7 +24,13 @@ def tree_checksum(root: Path) -> str:
             st = path.lstat()
             digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_atime_ns}\n".encode())
             if path.is_file() and not path.is_symlink():
-                digest.update(path.read_bytes())
+                # O_NOATIME: reading for the checksum must not change the atime it checks.
+                fd = os.open(path, os.O_RDONLY | os.O_NOATIME)
+                try:
+                    while chunk := os.read(fd, 1 << 16):
+                        digest.update(chunk)
+                finally:
+                    os.close(fd)
     return digest.hexdigest()
 
 
@@ -165,14 +171,17 @@ def test_unreachable_system_reported_others_scanned(sweeper: Run, tmp_path: Path
         ),
         1,
     )
-    ropa += textwrap.dedent(
-        """
+    ropa += textwrap.indent(
+        textwrap.dedent(
+            """
           - id: crm-contacts
             name: CRM contacts
             retention: {period: P1Y, clock: {column: created}, action: delete}
             locations:
               - {system: crm, table: contacts, key: id}
         """
+        ),
+        "  ",
     )
     (estate / "ropa.yaml").write_text(ropa)
     result = sweeper(
