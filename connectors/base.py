@@ -7,7 +7,8 @@ A connector reaches one kind of system (``sql``, ``fileshare``, …). The lifecy
 * ``prepare(location, clock)`` — check every name the location uses (tables, columns, paths,
   patterns) against the real system before anything is scanned; raise ``LocationInvalid``.
 * ``scan(request)`` — stream the location's items. Never load a whole table or tree.
-* ``read_event(event, subjects, now)`` — the date of an event per subject (SQL systems).
+* ``prepare_event(event)`` and ``read_event(event, subjects, now, tz)`` — check an event's
+  names, and read its date per subject (SQL systems).
 
 Drivers are imported lazily inside the connector, so a site without a driver needs it only
 when a system of that kind is used. Connectors are found through the ``sweeper.connectors``
@@ -143,6 +144,10 @@ class Connector(ABC):
     @abstractmethod
     def scan(self, request: ScanRequest) -> Iterator[ScanOutput]:
         """Stream the location's items (and summaries and findings), in bounded memory."""
+
+    def prepare_event(self, event: SqlEvent) -> None:
+        """Check the names an event reads against the system. Raise LocationInvalid."""
+        raise ActionUnsupported(self.system.id, f"a {self.kind} system cannot supply events")
 
     def read_event(
         self, event: SqlEvent, subjects: Sequence[str], now: datetime, tz: tzinfo

@@ -177,6 +177,7 @@ class _Builder:
         self.connectors: dict[str, Connector] = {}
         self.failures: dict[str, str] = {}
         self.writer: ItemWriter | None = None
+        self.event_problems: dict[str, str | None] = {}
         self.seq = 0
         self.findings: list[dict[str, Any]] = []
         self.legacy_subjects: dict[str, set[str]] = {}
@@ -274,21 +275,36 @@ class _Builder:
         if system_id in self.failures:
             target.outcome, target.error = "failed", self.failures[system_id]
             return
-        if isinstance(target.clock, EventClock):
-            event = self.ropa.event(target.clock.event)
-            assert event is not None  # the loader checked the reference
-            if event.system in self.failures:
-                target.outcome = "failed"
-                target.error = (
-                    f"the clock is event {event.id!r}, read from system {event.system!r}, "
-                    f"which failed: {self.failures[event.system]}"
-                )
-                return
         try:
+            if isinstance(target.clock, EventClock):
+                self._prepare_event(target.clock.event)
             self.connectors[system_id].prepare(target.location, target.clock)
-        except ConnectorError as err:
+        except SweeperError as err:
             target.outcome, target.error = "failed", str(err)
             self.log.warning("location invalid", system=system_id, reason=str(err))
+
+    def _prepare_event(self, event_id: str) -> None:
+        """Check an event's system and names once; raise SweeperError if it cannot be read."""
+        if event_id in self.event_problems:
+            if problem := self.event_problems[event_id]:
+                raise SweeperError(problem)
+            return
+        event = self.ropa.event(event_id)
+        assert event is not None  # the loader checked the reference
+        problem = None
+        if event.system in self.failures:
+            problem = (
+                f"the clock is event {event.id!r}, read from system {event.system!r}, "
+                f"which failed: {self.failures[event.system]}"
+            )
+        else:
+            try:
+                self.connectors[event.system].prepare_event(event)
+            except SweeperError as err:
+                problem = f"event {event.id!r}: {err}"
+        self.event_problems[event_id] = problem
+        if problem:
+            raise SweeperError(problem)
 
     # -- scanning --------------------------------------------------------------------
 

@@ -51,6 +51,10 @@ class FakeConnector(Connector):
             clocks = [i.clock for i in later if i.clock is not None]
             yield NotDueSummary(len(later), min(clocks) if clocks else None, 0)
 
+    def prepare_event(self, event: SqlEvent) -> None:
+        if event.table in self.invalid_tables:
+            raise LocationInvalid(self.system.id, f"no table {event.table!r} (fake)")
+
     def read_event(
         self, event: SqlEvent, subjects: Sequence[str], now: datetime, tz: tzinfo
     ) -> dict[str, datetime]:

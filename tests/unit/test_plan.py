@@ -240,3 +240,14 @@ def test_naive_now_is_refused(env: tuple[Path, Settings, Store]) -> None:
             store,
             PlanOptions(now=datetime(2026, 1, 1), connectors=fake_connectors),
         )
+
+
+def test_invalid_event_fails_its_locations_before_scanning(
+    env: tuple[Path, Settings, Store],
+) -> None:
+    """An event whose table does not exist fails the locations that use it, unscanned."""
+    FakeConnector.invalid_tables = {"enrolments"}
+    plan_id, store = plan(env)
+    failed = {loc["label"]: loc["error"] for loc in store.locations(plan_id) if loc["error"]}
+    assert failed == {"sis:students": "event 'left': system 'sis': no table 'enrolments' (fake)"}
+    assert "students" not in [r.location.table for r in FakeConnector.requests]
