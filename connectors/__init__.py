@@ -1,9 +1,11 @@
 """Connectors: one module per kind of system, behind the contract in ``connectors.base``."""
 
 from connectors.base import (
+    ActRequest,
     Connector,
     ConnectorContext,
     NotDueSummary,
+    Outcome,
     ScanFinding,
     ScannedItem,
     ScanOutput,
@@ -12,9 +14,11 @@ from connectors.base import (
 from connectors.registry import available_kinds, connector_class
 
 __all__ = [
+    "ActRequest",
     "Connector",
     "ConnectorContext",
     "NotDueSummary",
+    "Outcome",
     "ScanFinding",
     "ScanOutput",
     "ScanRequest",

@@ -83,6 +83,42 @@ class ScanFinding(NamedTuple):
 ScanOutput = ScannedItem | NotDueSummary | ScanFinding
 
 
+class Outcome(NamedTuple):
+    """What happened to one item when a connector acted on it.
+
+    Args:
+        key: the item's key.
+        status: ``done`` (acted on), ``gone`` (the item no longer exists: nothing to do),
+            or ``failed`` (``message`` says why; nothing of this item was changed).
+        message: why it failed, or a remark.
+        details: facts for the audit log, e.g. ``{"rows": {"grades": 3, "students": 1}}`` or
+            ``{"quarantined_to": "…"}``. Never a secret, never another person's data.
+    """
+
+    key: str
+    status: str
+    message: str | None = None
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ActRequest:
+    """One batch of items of one location to act on.
+
+    Args:
+        location: the location from the RoPA.
+        action: ``delete``, ``anonymise`` (SQL: the location's ``anonymise`` columns),
+            ``quarantine``, ``restore`` or ``purge`` (files).
+        keys: the items' keys, as the scan gave them.
+        options: action settings, e.g. ``{"quarantine_root": Path(...)}``.
+    """
+
+    location: Any
+    action: str
+    keys: Sequence[str]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class ScanRequest:
     """What to scan and how the clock is read.
@@ -157,6 +193,24 @@ class Connector(ABC):
         Subjects for whom it has not happened (yet) are absent from the result.
         """
         raise ActionUnsupported(self.system.id, f"a {self.kind} system cannot supply events")
+
+    def lookup(
+        self, location: LocationModel, clock: Clock, tz: tzinfo, keys: Sequence[str]
+    ) -> dict[str, ScannedItem]:
+        """Given item keys, re-read the items that still exist: their current subject, clock
+        (as ``scan`` reads it; None for an event clock) and fingerprint. Keys of items that no
+        longer exist are absent. Used to re-verify each item at the moment of acting."""
+        raise ActionUnsupported(self.system.id, f"a {self.kind} system cannot look items up")
+
+    def act(self, request: ActRequest) -> Iterator[Outcome]:
+        """Act on a batch of items and stream one Outcome per key.
+
+        An item is changed completely or not at all: a SQL row with all its dependent rows in
+        one transaction (per item or per batch), a file moved or removed as one operation.
+        Acting twice on the same item is harmless: the second time it is ``gone``. A connector
+        that cannot perform an action raises ActionUnsupported before changing anything.
+        """
+        raise ActionUnsupported(self.system.id, f"a {self.kind} system cannot {request.action}")
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release connections."""

@@ -74,6 +74,7 @@ import contextlib
 import dataclasses
 import errno
 import functools
+import gc
 import marshal
 import operator
 import os
@@ -503,7 +504,7 @@ class _PathDates:
 # The walk
 #
 # The walk produces compact records, plain tuples that marshal can send through a pipe:
-#   (_ITEM, path, size, fingerprint, clock_ns or None)
+#   (_ITEM, path, size, fingerprint, clock_ns or None, number of hard links)
 #   (_FINDING, kind, path, message)
 #   (_SUMMARY, count, earliest clock_ns or None, size)
 # and, from a worker process only, (_ERROR, message) and (_END,).
@@ -696,10 +697,7 @@ class _Walker:
                 for entry in entries:
                     name = entry.name
                     try:
-                        if entry.is_dir(follow_symlinks=False):
-                            if self.enters(prefix + name):
-                                subdirs.append(name)
-                        elif entry.is_file(follow_symlinks=False):
+                        if entry.is_file(follow_symlinks=False):  # most are: test first
                             if match_files:
                                 rel = _text(prefix + name)
                                 if (want_file is not None and not want_file.fullmatch(rel)) or (
@@ -727,7 +725,11 @@ class _Walker:
                                 st.st_size,
                                 f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}",
                                 clock if stat_clock is not None else None,
+                                st.st_nlink,
                             )
+                        elif entry.is_dir(follow_symlinks=False):
+                            if self.enters(prefix + name):
+                                subdirs.append(name)
                         elif entry.is_symlink() and self.covers(prefix + name):
                             finding = _link_finding(fd, name, prefix + name, plan)
                             if finding is not None:
@@ -779,6 +781,7 @@ def _worker_main(write_fd: int, root_fd: int, plan: _WalkPlan, part: int, parts:
     batches, ending with an _END record. Never returns.
     """
     status = 0
+    gc.disable()  # the walk makes no cycles; a collection would only copy the parent's pages
     try:
         with os.fdopen(write_fd, "wb", buffering=1 << 16) as out:
 
@@ -903,7 +906,7 @@ class _Items:
     def item(self, record: Record) -> ScannedItem:
         """Given an item record, return the ScannedItem."""
         # Runs once per item yielded, in the process that also builds the plan: keep it lean.
-        _, path, size, fingerprint, clock_ns = record
+        _, path, size, fingerprint, clock_ns, links = record
         if path.isascii() and not path.startswith(KEY_PREFIX):
             key = path
         else:
@@ -924,8 +927,10 @@ class _Items:
                 f"{display_key(key)}: path_regex gives no subject here, so the event that "
                 "starts the clock cannot be looked up"
             )
+        # Deleting one name of a file with several hard links does not delete its data.
+        details = None if links == 1 else {"hard_links": links}
         # Positional: a NamedTuple's keyword arguments cost twice as much.
-        return ScannedItem(key, subject, moment, fingerprint, size, None, problem)
+        return ScannedItem(key, subject, moment, fingerprint, size, details, problem)
 
 
 # ---------------------------------------------------------------------------------------------

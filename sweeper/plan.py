@@ -36,7 +36,7 @@ from connectors.base import (
     ScanRequest,
 )
 from connectors.registry import connector_class
-from sweeper.errors import ConnectorError, SweeperError
+from sweeper.errors import SweeperError
 from sweeper.report import ReportWriter, plan_head
 from sweeper.retention import cutoff, due_date
 from sweeper.ropa.load import LoadedRopa

@@ -23,11 +23,13 @@ from sweeper.errors import Problem, RopaInvalid
 from sweeper.ropa.model import (
     ID_PATTERN,
     SQL_NAME_PATTERN,
+    Action,
     Activity,
     ColumnClock,
     Controller,
     EventClock,
     FileLocation,
+    FileShareSystem,
     PathDateClock,
     Ropa,
     RopaHeader,
@@ -522,7 +524,36 @@ def _cross_check(
                         f"{message}; this location takes its clock from retention.clock: "
                         "give it a clock of its own",
                     )
+            if rule is not None:
+                for where, message in _action_problems(location, rule.action, system):
+                    add("activities", activity.id, here + where, message)
     return problems
+
+
+def _action_problems(location: Any, action: Action, system: Any) -> Iterator[tuple[Loc, str]]:
+    """Yield (where under the location, message) for an action the location cannot take."""
+    if action is Action.ANONYMISE:
+        if isinstance(location, FileLocation):
+            yield (), "files cannot be anonymised: use delete, quarantine or review"
+        elif not location.anonymise:
+            yield (
+                ("anonymise",),
+                (
+                    "the rule's action is anonymise: list the columns to clear "
+                    "(anonymise: {column: null, other: fixed value})"
+                ),
+            )
+    elif action is Action.QUARANTINE:
+        if isinstance(location, SqlLocation):
+            yield (), "SQL rows cannot be quarantined: use delete, anonymise or review"
+        elif isinstance(system, FileShareSystem) and system.connection.quarantine_root is None:
+            yield (
+                ("system",),
+                (
+                    f"the rule's action is quarantine, but system {system.id!r} has no "
+                    "connection.quarantine_root to move files to"
+                ),
+            )
 
 
 def _clock_problems(

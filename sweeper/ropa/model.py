@@ -80,6 +80,7 @@ SqlName = Annotated[
     Field(description="A table or column name as the database spells it (no quotes)"),
 ]
 Scalar = str | int | float | bool | date
+_HASHING = re.compile(r"^\s*(hash|sha\d*|md5|blake2\w*|hmac|crc32|digest)\b", re.IGNORECASE)
 
 
 class _OneOrMany:
@@ -182,6 +183,12 @@ class FileShareConnection(_Strict):
     root: str = Field(
         description="Absolute path of the share's root, or relative to the RoPA file",
         examples=["/mnt/fileserver/leerlingen"],
+    )
+    quarantine_root: str | None = Field(
+        default=None,
+        description="Where the quarantine action moves files (keeping their relative path), "
+        "outside the root; absolute or relative to the RoPA file",
+        examples=["/mnt/fileserver/.quarantine/leerlingen"],
     )
 
 
@@ -338,6 +345,24 @@ class Action(StrEnum):
     REVIEW = "review"
 
 
+class Limits(_Strict):
+    """Blast-radius limits: a breach blocks the location; nothing there is acted on."""
+
+    max_items: int | None = Field(default=None, ge=0, description="Most items acted on per run")
+    max_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Most items acted on, as a fraction of the items the scan found",
+    )
+    min_population: int | None = Field(
+        default=None,
+        ge=0,
+        description="Fewest items the scan must have found before anything is acted on "
+        "(an empty scan after a broken filter must not look like 'delete all')",
+    )
+
+
 class RetentionRule(_Strict):
     """Art. 30(1)(f): how long the data is kept, from when, and what happens after."""
 
@@ -357,6 +382,13 @@ class RetentionRule(_Strict):
     source: str | None = Field(
         default=None,
         description="Where the period comes from: statute and article, guideline, policy",
+    )
+    quarantine_for: Period = Field(
+        default_factory=lambda: Period(days=30),
+        description="How long a quarantined item can be restored before it is purged",
+    )
+    limits: Limits | None = Field(
+        default=None, description="Blast-radius limits for this rule (the settings add more)"
     )
 
 
@@ -395,11 +427,32 @@ class SqlLocation(_Strict):
         default_factory=list,
         description="Extra columns whose change means the item changed (e.g. updated_at)",
     )
+    anonymise: dict[SqlName, Any] = Field(
+        default_factory=dict,
+        description="For the anonymise action: column -> NULL (null) or a fixed value. "
+        "Hashing is refused: a hash of an identifier is pseudonymous, still personal data",
+        examples=[{"name": None, "birth_date": None, "city": "(removed)"}],
+    )
 
     @field_validator("key", "fingerprint", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("anonymise")
+    @classmethod
+    def _no_hashing(cls, columns: dict[str, Any]) -> dict[str, Any]:
+        for column, value in columns.items():
+            if isinstance(value, (dict, list)) or (
+                isinstance(value, str) and _HASHING.match(value)
+            ):
+                raise ValueError(
+                    f"column {column!r}: hashing (or any function of the old value) is not "
+                    "anonymisation: a hash of an identifier can be linked back to the person, "
+                    "so it is pseudonymous data, still personal data (GDPR recital 26). "
+                    "Use null or a fixed value"
+                )
+        return columns
 
 
 class FileLocation(_Strict):

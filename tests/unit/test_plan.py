@@ -44,7 +44,7 @@ activities:
     name: Students
     retention: {period: P5Y, clock: {event: left}, action: anonymise}
     locations:
-      - {system: sis, table: students, key: id, subject: id}
+      - {system: sis, table: students, key: id, subject: id, anonymise: {name: null}}
   - id: legacy
     name: Old pupils
     retention: {period: P1Y, clock: {column: left_on}, action: delete}
