@@ -102,6 +102,74 @@ plan_findings = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
 )
 
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(16), nullable=False, comment="subject, item, location, system"),
+    sa.Column("system", sa.String(64), comment="for item, location and system holds"),
+    sa.Column("location", sa.Text, comment="location label (system:table / system:patterns)"),
+    sa.Column("subject", sa.Text, comment="for subject holds"),
+    sa.Column("item_key", sa.Text, comment="for item holds"),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("placed_by", sa.String(200), nullable=False),
+    sa.Column("placed_at", UtcDateTime(), nullable=False),
+    sa.Column("until", UtcDateTime(), comment="null: until released"),
+    sa.Column("released_by", sa.String(200)),
+    sa.Column("released_at", UtcDateTime()),
+    sa.Column("release_reason", sa.Text),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("plan_id", sa.String(40), sa.ForeignKey("plans.id"), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False, comment="approved, rejected"),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("only", sa.Text, comment="JSON: {activity: [...], system: [...]} or null = all"),
+)
+
+journal = sa.Table(
+    "journal",
+    metadata,
+    sa.Column("plan_id", sa.String(40), sa.ForeignKey("plans.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False, comment="pending, done, skipped, failed"),
+    sa.Column("reason", sa.Text),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("plan_id", sa.String(40), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("item_key", sa.Text, nullable=False),
+    sa.Column("quarantined_at", UtcDateTime(), nullable=False),
+    sa.Column("restorable_until", UtcDateTime(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, comment="quarantined, restored, purged"),
+    sa.Column("changed_at", UtcDateTime()),
+    sa.Column("changed_by", sa.String(200)),
+)
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, comment="always 1"),
+    sa.Column("seq", sa.BigInteger, nullable=False, comment="sequence number of the last record"),
+    sa.Column("hash", sa.String(64), nullable=False, comment="hash of the last record"),
+    sa.Column("segment", sa.Text, nullable=False, comment="file name of the current segment"),
+    sa.Column("at", UtcDateTime(), nullable=False),
+)
+
 ITEM_FIELDS = (
     "seq",
     "location_idx",
