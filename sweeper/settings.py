@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from sweeper.errors import CredentialMissing, Problem, SettingsInvalid
+from sweeper.retention import Period
 
 DEFAULT_CONFIG = Path("/etc/ropa-sweeper/sweeper.yaml")
 
@@ -77,6 +78,40 @@ class Settings(BaseSettings):
     )
     scan_batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Items per batch for event look-ups"
+    )
+    approvers_required: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Distinct approvers a plan needs; with 2 or more, whoever ran the plan "
+        "cannot be one of them",
+    )
+    plan_max_age: Period = Field(
+        default_factory=lambda: Period(days=7),
+        description="A plan older than this is refused at approval and execution",
+    )
+    subject_pattern: str = Field(
+        default=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
+        description="Regex a subject id must match to be held (student or staff number)",
+    )
+    max_items_per_run: int | None = Field(
+        default=100_000, ge=0, description="Most items one execution acts on (all locations)"
+    )
+    max_fraction: float | None = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="Default for rules without their own: most items acted on in a location, "
+        "as a fraction of what its scan found",
+    )
+    min_population: int | None = Field(
+        default=1,
+        ge=0,
+        description="Default for rules without their own: fewest items a location's scan must "
+        "have found before anything there is acted on",
+    )
+    execute_batch_size: int = Field(
+        default=1000, ge=1, le=10_000, description="Items per batch when acting"
     )
 
     @classmethod
