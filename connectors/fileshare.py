@@ -16,7 +16,9 @@ How a scan walks
     in one ``unreadable`` finding per directory. Only regular files are items: sockets, FIFOs
     and device nodes are passed over. Directories are opened with ``O_NOATIME`` where the
     kernel allows it (as their owner or as root), and files are only ``lstat``-ed, never
-    opened, so a scan changes no time stamp in the tree. The order of items is unspecified.
+    opened, so a scan changes no time stamp in the tree. Items come in the order of the
+    walk, each directory in the order the file system lists it: the same order on every
+    scan of an unchanged tree.
 
 Patterns
     ``include`` and ``exclude`` are glob patterns matched against the whole path relative to
@@ -56,20 +58,34 @@ Keys
     ambiguity). ``encode_key`` and ``decode_key`` convert; ``display_key`` makes a key
     readable in a report, with backslash escapes for control characters and stray bytes.
 
+Items
+    ``size`` is ``st_size``; the fingerprint is ``"{st_size}:{st_mtime_ns}:{st_ino}"``, which
+    changes when the content is written or the file is replaced. A file with more than one
+    hard link says so in ``details`` (``{"hard_links": 2}``): deleting one name of it does
+    not delete its data.
+
 Performance
     A scan with a cutoff counts files that are not yet due (``NotDueSummary``) instead of
-    yielding them, comparing raw nanosecond time stamps: no datetime, no path string and no
-    regex is built for such a file unless a pattern needs the path. On a host with ``fork``
-    and a single-threaded caller, the walk runs in a forked worker process that streams
-    compact tuples through a pipe, so the caller's core is free for whatever consumes the
-    items (a plan of 100,000 due files). Set the connector option ``walk_in_worker`` to
-    ``False`` to walk in the calling process.
+    yielding them, comparing raw nanosecond time stamps: no datetime, no key and no regex is
+    made for such a file unless a pattern needs its path. The walk runs in forked worker
+    processes that stream compact tuples through pipes, leaving the caller's core to
+    whatever consumes the items (a plan of 100,000 due files). With several workers each
+    lists every directory but examines only the files of the directories that hash to it;
+    their records are merged back into the order of a single walk, so every setting yields
+    the same items in the same order. The connector option ``walk_workers`` sets the number
+    of workers (0: walk in the calling process); the default is one less than the number of
+    CPUs, at most 4, and 0 where ``fork`` is missing or the caller runs threads.
+    Measured on a 2-CPU VM, warm cache, 200,000 files in 4,040 folders, half past due:
+    ``find -type f -mtime +365`` 0.45 s; this scan alone 0.90 s in-process, 0.80 s with one
+    worker, 0.67 s with two; behind a consumer that spends 10 us per item, 2.0 s
+    in-process, 1.3 s with one worker, 1.4 s with two.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
 import dataclasses
 import errno
@@ -79,7 +95,6 @@ import marshal
 import operator
 import os
 import re
-import selectors
 import signal
 import struct
 import sys
@@ -507,6 +522,7 @@ class _PathDates:
 #   (_ITEM, path, size, fingerprint, clock_ns or None, number of hard links)
 #   (_FINDING, kind, path, message)
 #   (_SUMMARY, count, earliest clock_ns or None, size)
+#   (_DIR, seq): the records up to the next _DIR belong to the seq-th directory of the walk
 # and, from a worker process only, (_ERROR, message) and (_END,).
 # Paths are relative to the root, as str decoded like os.fsdecode (surrogates for bytes
 # that do not decode); os.fsencode gives back their exact bytes.
@@ -516,6 +532,7 @@ _FINDING: Final = 1
 _SUMMARY: Final = 2
 _ERROR: Final = 3
 _END: Final = 4
+_DIR: Final = 5
 
 Record = tuple[Any, ...]
 
@@ -611,6 +628,9 @@ class _Walker:
     Several walkers can share a walk: walker ``part`` of ``parts`` lists every directory to
     find the subdirectories but reports only on the directories whose path hashes to it,
     so each file is reported by exactly one walker even if the tree changes meanwhile.
+    Every walker numbers the directories in the same order (the order of one walk alone)
+    and marks where each of its own begins, so their records can be merged back into the
+    order of one walk.
 
     Every directory's fd stays open until its subdirectories are done, so one fd per level
     of depth is open. The caller keeps the root's fd.
@@ -620,6 +640,7 @@ class _Walker:
         self.plan = plan
         self.part, self.parts = part, parts
         self.flags = [_DIR_FLAGS | _NOATIME]
+        self.seq = 0  # directories met so far, entered or not
         self.count = 0  # files not yet due, with their total size and earliest clock
         self.size = 0
         self.earliest: int | None = None
@@ -637,10 +658,12 @@ class _Walker:
                         os.close(fd)
                     continue
                 name = todo.pop()
+                self.seq += 1
                 try:
                     child = _open_dir(name, fd, self.flags)
                 except OSError as err:
-                    if owned:
+                    if owned:  # reported by the owner of the directory it is listed in
+                        yield (_DIR, self.seq)
                         yield _unreadable(
                             prefix + name, f"directory cannot be opened ({_reason(err)})"
                         )
@@ -661,6 +684,7 @@ class _Walker:
         subdirs: list[str] = []
         stack.append((fd, prefix, owned, subdirs))
         if owned:
+            yield (_DIR, self.seq)
             yield from self.list(fd, prefix, subdirs)
         else:
             self.list_subdirs(fd, prefix, subdirs)
@@ -811,18 +835,74 @@ def _worker_main(write_fd: int, root_fd: int, plan: _WalkPlan, part: int, parts:
         os._exit(status)
 
 
+class _WorkerStream:
+    """The records one worker process sends through its pipe, read as they are needed."""
+
+    def __init__(self, read_fd: int, pid: int) -> None:
+        self.fd, self.pid = read_fd, pid
+        self.buffer = bytearray()
+        self.records: collections.deque[Record] = collections.deque()
+        self.ended = False
+        self.head: int | None = None  # seq of the directory whose records come next
+
+    def next(self) -> Record:
+        """Return the worker's next record, waiting for it. Raise EOFError if the worker
+        closed its pipe without the _END record (it died).
+        """
+        while not self.records:
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                raise EOFError
+            self.buffer += chunk
+            offset = 0
+            while len(self.buffer) - offset >= _FRAME.size:
+                (length,) = _FRAME.unpack_from(self.buffer, offset)
+                start = offset + _FRAME.size
+                if len(self.buffer) - start < length:
+                    break
+                with memoryview(self.buffer) as view:
+                    self.records.extend(marshal.loads(view[start : start + length]))
+                offset = start + length
+            del self.buffer[:offset]
+        return self.records.popleft()
+
+
 def _walk_in_workers(
     root_fd: int, plan: _WalkPlan, workers: int, system_id: str
 ) -> Generator[Record, None, None]:
-    """Run the walk split over forked worker processes and yield their records as they
-    arrive, the not-due summaries merged into one at the end. Raise ConnectorError if a
-    worker fails or dies; on any exit, kill and reap the workers still running.
+    """Run the walk split over forked worker processes and yield their records in the order
+    of one walk (see ``_Walker``), the not-due summaries merged into one at the end. Raise
+    ConnectorError if a worker fails or dies; on any exit, kill and reap the workers left.
     """
-    pids: dict[int, int] = {}  # read fd -> worker pid
-    buffers: dict[int, bytearray] = {}
-    running: set[int] = set()
+    streams: list[_WorkerStream] = []
     count = size = 0
     earliest: int | None = None
+
+    def group(stream: _WorkerStream) -> Iterator[Record]:
+        # Yield the records up to the stream's next directory mark; set its head to that.
+        nonlocal count, size, earliest
+        while True:
+            try:
+                record = stream.next()
+            except EOFError:
+                raise ConnectorError(system_id, "a scan worker process died") from None
+            tag = record[0]
+            if tag == _DIR:
+                stream.head = record[1]
+                return
+            if tag == _END:
+                stream.ended, stream.head = True, None
+                return
+            if tag == _SUMMARY:
+                count += record[1]
+                size += record[3]
+                if record[2] is not None and (earliest is None or record[2] < earliest):
+                    earliest = record[2]
+            elif tag == _ERROR:
+                raise ConnectorError(system_id, f"the scan failed: {record[1]}")
+            else:
+                yield record
+
     try:
         for part in range(workers):
             read_fd, write_fd = os.pipe()
@@ -833,58 +913,27 @@ def _walk_in_workers(
             pid = os.fork()
             if pid == 0:  # pragma: no cover  (the child; coverage does not follow a fork)
                 os.close(read_fd)
-                for other in pids:
-                    os.close(other)
+                for other in streams:
+                    os.close(other.fd)
                 _worker_main(write_fd, root_fd, plan, part, workers)
             os.close(write_fd)
-            pids[read_fd] = pid
-            buffers[read_fd] = bytearray()
-            running.add(read_fd)
-        with selectors.DefaultSelector() as selector:
-            for read_fd in running:
-                selector.register(read_fd, selectors.EVENT_READ)
-            while running:
-                for ready, _ in selector.select():
-                    read_fd = ready.fd
-                    chunk = os.read(read_fd, 1 << 20)
-                    if not chunk:
-                        raise ConnectorError(system_id, "a scan worker process died mid-scan")
-                    buffer = buffers[read_fd]
-                    buffer += chunk
-                    offset = 0
-                    while len(buffer) - offset >= _FRAME.size:
-                        (length,) = _FRAME.unpack_from(buffer, offset)
-                        if len(buffer) - offset - _FRAME.size < length:
-                            break
-                        start = offset + _FRAME.size
-                        batch = marshal.loads(memoryview(buffer)[start : start + length])
-                        offset = start + length
-                        for record in batch:
-                            tag = record[0]
-                            if tag == _SUMMARY:
-                                count += record[1]
-                                size += record[3]
-                                if record[2] is not None and (
-                                    earliest is None or record[2] < earliest
-                                ):
-                                    earliest = record[2]
-                            elif tag == _END:
-                                running.discard(read_fd)
-                                selector.unregister(read_fd)
-                            elif tag == _ERROR:
-                                raise ConnectorError(system_id, f"the scan failed: {record[1]}")
-                            else:
-                                yield record
-                    del buffer[:offset]
+            streams.append(_WorkerStream(read_fd, pid))
+        for stream in streams:
+            yield from group(stream)  # nothing: a worker's records start with a mark
+        # A merge by directory number: the worker owning the next directory goes next. Only
+        # that worker is waited for, and it is never blocked, so this cannot deadlock; the
+        # others run ahead until their pipes are full.
+        while live := [s for s in streams if s.head is not None]:
+            yield from group(min(live, key=lambda s: s.head or 0))
         if plan.cutoff_ns is not None:
             yield (_SUMMARY, count, earliest, size)
     finally:
-        for read_fd, pid in pids.items():
-            if read_fd in running:
+        for stream in streams:
+            if not stream.ended:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            os.close(read_fd)
-            os.waitpid(pid, 0)
+                    os.kill(stream.pid, signal.SIGKILL)
+            os.close(stream.fd)
+            os.waitpid(stream.pid, 0)
 
 
 class _Items:
@@ -1069,15 +1118,15 @@ class FileShareConnector(Connector):
     def _workers(self) -> int:
         """Return how many worker processes walk the tree; 0 means the calling process does.
 
-        The connector option ``walk_workers`` sets the number; by default it is the number of
-        CPUs, at most 4. Workers are forked, so there are none where ``fork`` is missing or
-        the caller runs other threads (a thread that holds a lock at the fork would leave
-        the child's copy of that lock held forever).
+        The connector option ``walk_workers`` sets the number; by default it is one less
+        than the number of CPUs, at most 4, leaving a core to whatever consumes the items.
+        Workers are forked, so there are none where ``fork`` is missing or the caller runs
+        other threads (a thread that holds a lock at the fork would leave the child's copy
+        of that lock held forever).
         """
-        wanted = self.context.options.get("walk_workers")
-        if wanted is None:
-            wanted = min(os.cpu_count() or 1, 4)
-            wanted = 0 if wanted == 1 else wanted
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return 0
+        wanted = self.context.options.get("walk_workers")
+        if wanted is None:
+            return max(0, min((os.cpu_count() or 1) - 1, 4))
         return max(0, int(wanted))

@@ -1,4 +1,4 @@
-"""Where a file's clock starts: stat times, a date in the path, or an event; and the cutoff."""
+"""What an item says: its clock (stat times, a date in the path, an event), subject, size."""
 
 from __future__ import annotations
 
@@ -190,3 +190,14 @@ def test_item_size_is_the_file_size(share: Share, scan: ScanFn) -> None:
     """An item's size is the file's size in bytes."""
     share.file("a.bin", size=1234)
     assert scan().items["a.bin"].size == 1234
+
+
+def test_hard_links_are_named_in_details(share: Share, scan: ScanFn) -> None:
+    """A file with several hard links says so: deleting one name does not free its data."""
+    share.file("a/one.txt", size=3)
+    share.file("plain.txt")
+    os.link(share.path("a/one.txt"), share.path("two.txt"))
+    items = scan().items
+    assert items["a/one.txt"].details == {"hard_links": 2}
+    assert items["two.txt"].details == {"hard_links": 2}
+    assert items["plain.txt"].details is None
