@@ -37,6 +37,7 @@ from connectors.base import (
 )
 from connectors.registry import connector_class
 from sweeper.errors import SweeperError
+from sweeper.holds import HoldIndex
 from sweeper.report import ReportWriter, plan_head
 from sweeper.retention import cutoff, due_date
 from sweeper.ropa.load import LoadedRopa
@@ -46,6 +47,7 @@ from sweeper.ropa.model import (
     EventClock,
     Location,
     RetentionRule,
+    Ropa,
     SqlEvent,
     SqlLocation,
     SystemStatus,
@@ -61,6 +63,7 @@ LEGACY_DUE = "legacy_due"
 NOT_DUE = "not_due"
 NO_CLOCK = "no_clock"
 WAITING = "waiting_event"  # counted only: the event (e.g. leaving school) has not happened
+HELD = "held"
 LISTED = frozenset({DUE, LEGACY_DUE, NO_CLOCK})
 
 
@@ -92,6 +95,38 @@ class Target:
     @property
     def action(self) -> str:
         return self.rule.action.value
+
+
+def targets_of(ropa: Ropa) -> Iterator[Target]:
+    """Given a RoPA, yield a target per location of each activity with a retention rule, in
+    a stable order: a target's ``idx`` is the same for the same RoPA."""
+    systems = {s.id: s for s in ropa.systems}
+    idx = 0
+    for activity in ropa.activities:
+        rule = activity.retention
+        if rule is None:
+            continue
+        for location in activity.locations:
+            system = systems.get(location.system)
+            if system is None:  # a lint warning already says so
+                continue
+            tz = ZoneInfo(system.timezone or ropa.timezone)
+            legacy_since = None
+            if system.status is SystemStatus.DECOMMISSIONED:
+                assert system.decommissioned_on is not None  # the model requires it
+                start = datetime.combine(system.decommissioned_on, time(), tzinfo=tz)
+                legacy_since = system.legacy_grace.add_to(start) if system.legacy_grace else start
+            yield Target(
+                idx=idx,
+                activity=activity,
+                location=location,
+                rule=rule,
+                clock=location.clock or rule.clock,
+                system=system,
+                tz=tz,
+                legacy_since=legacy_since,
+            )
+            idx += 1
 
 
 class Progress(Protocol):
@@ -178,6 +213,7 @@ class _Builder:
         self.failures: dict[str, str] = {}
         self.writer: ItemWriter | None = None
         self.event_problems: dict[str, str | None] = {}
+        self.holds = HoldIndex.load(store, self.now)
         self.seq = 0
         self.findings: list[dict[str, Any]] = []
         self.legacy_subjects: dict[str, set[str]] = {}
@@ -185,7 +221,7 @@ class _Builder:
     # -- the run ---------------------------------------------------------------------
 
     def run(self) -> PlanResult:
-        targets = list(self._targets())
+        targets = list(targets_of(self.ropa))
         self._connect(
             {t.system.id for t in targets}
             | self._event_systems(targets)
@@ -215,37 +251,6 @@ class _Builder:
         finally:
             for connector in self.connectors.values():
                 connector.close()
-
-    def _targets(self) -> Iterator[Target]:
-        systems = {s.id: s for s in self.ropa.systems}
-        idx = 0
-        for activity in self.ropa.activities:
-            rule = activity.retention
-            if rule is None:
-                continue
-            for location in activity.locations:
-                system = systems.get(location.system)
-                if system is None:  # a lint warning already says so
-                    continue
-                tz = ZoneInfo(system.timezone or self.ropa.timezone)
-                legacy_since = None
-                if system.status is SystemStatus.DECOMMISSIONED:
-                    assert system.decommissioned_on is not None  # the model requires it
-                    start = datetime.combine(system.decommissioned_on, time(), tzinfo=tz)
-                    legacy_since = (
-                        system.legacy_grace.add_to(start) if system.legacy_grace else start
-                    )
-                yield Target(
-                    idx=idx,
-                    activity=activity,
-                    location=location,
-                    rule=rule,
-                    clock=location.clock or rule.clock,
-                    system=system,
-                    tz=tz,
-                    legacy_since=legacy_since,
-                )
-                idx += 1
 
     def _event_systems(self, targets: list[Target]) -> set[str]:
         ids = set()
@@ -402,6 +407,12 @@ class _Builder:
                 if not self.options.list_not_due:
                     return
                 status, reason = NOT_DUE, None
+        if status in (DUE, LEGACY_DUE) and self.holds:
+            hold = self.holds.location_hold(target.system.id, target.label) or self.holds.match(
+                target.label, item.key, item.subject
+            )
+            if hold is not None:
+                status, reason = HELD, hold.explain()
         target.counts[status] += 1
         if status in (DUE, LEGACY_DUE):
             target.bytes_due += item.size or 0

@@ -242,6 +242,7 @@ def summary_rows(store: Store, plan_id: str) -> list[dict[str, Any]]:
                 "not_due": 0,
                 "no_clock": 0,
                 "waiting_event": 0,
+                "held": 0,
                 "bytes_due": 0,
                 "oldest_due": None,
                 "next_due": None,
@@ -249,7 +250,7 @@ def summary_rows(store: Store, plan_id: str) -> list[dict[str, Any]]:
                 "failed": None,
             },
         )
-        for status in ("due", "legacy_due", "not_due", "no_clock", "waiting_event"):
+        for status in ("due", "legacy_due", "not_due", "no_clock", "waiting_event", "held"):
             row[status] += loc["counts"].get(status, 0)
         row["bytes_due"] += loc["bytes_due"]
         row["oldest_due"] = _min(row["oldest_due"], loc["oldest_due"])

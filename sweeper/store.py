@@ -301,16 +301,28 @@ class Store:
             ).mappings()
             return [dict(r) for r in rows]
 
-    def item_rows(self, plan_id: str, batch: int = 10_000) -> Iterator[tuple[Any, ...]]:
-        """Stream a plan's items as tuples in ITEM_FIELDS order, in bounded memory
-        (keyset pagination on seq)."""
+    def item_rows(
+        self,
+        plan_id: str,
+        batch: int = 10_000,
+        *,
+        location_idx: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Stream a plan's items (of one location, with some statuses) as tuples in
+        ITEM_FIELDS order, in bounded memory (keyset pagination on seq)."""
         last = -1
         columns = [plan_items.c[f] for f in ITEM_FIELDS]
+        where = [plan_items.c.plan_id == plan_id]
+        if location_idx is not None:
+            where.append(plan_items.c.location_idx == location_idx)
+        if statuses is not None:
+            where.append(plan_items.c.status.in_(statuses))
         with self.engine.connect() as conn:
             while True:
                 rows = conn.execute(
                     sa.select(*columns)
-                    .where(plan_items.c.plan_id == plan_id, plan_items.c.seq > last)
+                    .where(*where, plan_items.c.seq > last)
                     .order_by(plan_items.c.seq)
                     .limit(batch)
                 ).all()
@@ -320,9 +332,15 @@ class Store:
                     yield tuple(row)
                 last = rows[-1][0]
 
-    def items(self, plan_id: str) -> Iterator[dict[str, Any]]:
+    def items(
+        self,
+        plan_id: str,
+        *,
+        location_idx: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Stream a plan's items as dicts keyed by ITEM_FIELDS."""
-        for row in self.item_rows(plan_id):
+        for row in self.item_rows(plan_id, location_idx=location_idx, statuses=statuses):
             yield dict(zip(ITEM_FIELDS, row, strict=True))
 
 
