@@ -13,7 +13,8 @@ How a scan walks
     stays inside the root is passed over silently (what it points to is scanned, or excluded,
     under its own path). A directory that cannot be opened or listed is reported as an
     ``unreadable`` finding and the walk goes on; entries that cannot be examined are counted
-    in one ``unreadable`` finding per directory. Only regular files are items: sockets, FIFOs
+    in one ``unreadable`` finding per directory. A finding's ``where`` is the key of the link
+    or directory (``.`` for the root). Only regular files are items: sockets, FIFOs
     and device nodes are passed over. Directories are opened with ``O_NOATIME`` where the
     kernel allows it (as their owner or as root), and files are only ``lstat``-ed, never
     opened, so a scan changes no time stamp in the tree. Items come in the order of the
@@ -479,14 +480,17 @@ class _PathDates:
         self.group = clock.path_date
         self.format = clock.format
         self.tz = tz
+        # Many files share a date (one folder per day): parse each value once.
         self.parse = functools.lru_cache(maxsize=4096)(self._parse)
 
-    def _parse(self, value: str) -> datetime | None:
+    def _parse(self, value: str) -> tuple[datetime, int] | None:
+        """Given a date as text, return it as an aware datetime and in nanoseconds."""
         try:
             parsed = datetime.strptime(value, self.format)  # noqa: DTZ007  (zone set below)
         except ValueError:
             return None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=self.tz)
+        moment = parsed.astimezone(self.tz) if parsed.tzinfo else parsed.replace(tzinfo=self.tz)
+        return moment, _to_ns(moment)
 
     def value(self, path: str) -> str | None:
         match = self.regex.search(path)
@@ -495,8 +499,8 @@ class _PathDates:
     def ns(self, path: str) -> int | None:
         """Given a relative path, return its date in nanoseconds, or None if it has none."""
         value = self.value(path)
-        moment = None if value is None else self.parse(value)
-        return None if moment is None else _to_ns(moment)
+        parsed = None if value is None else self.parse(value)
+        return None if parsed is None else parsed[1]
 
     def read(self, path: str, key: str) -> tuple[datetime | None, str | None]:
         """Given a relative path and its key, return (clock, problem)."""
@@ -506,13 +510,13 @@ class _PathDates:
                 f"{display_key(key)}: path_regex has no {self.group!r} group here, "
                 "so the file has no date in its path"
             )
-        moment = self.parse(value)
-        if moment is None:
+        parsed = self.parse(value)
+        if parsed is None:
             return None, (
                 f"{display_key(key)}: the date {value!r} in the path does not match the "
                 f"format {self.format!r}"
             )
-        return moment.astimezone(self.tz), None
+        return parsed[0], None
 
 
 # ---------------------------------------------------------------------------------------------

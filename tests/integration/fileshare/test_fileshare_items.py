@@ -69,6 +69,17 @@ def test_path_date_with_compact_format(share: Share, scan: ScanFn) -> None:
     assert item.clock == datetime(2019, 5, 1, tzinfo=TZ)
 
 
+def test_path_date_with_time_and_zone_keeps_them(share: Share, scan: ScanFn) -> None:
+    """A format that reads a time and an offset gives that instant, shown in the tz."""
+    share.file("logs/2019-05-01T2330+0000.log")
+    result = scan(
+        PathDateClock(path_date="at", format="%Y-%m-%dT%H%M%z"), path_regex=r"^logs/(?P<at>[^.]+)"
+    )
+    clock = result.items["logs/2019-05-01T2330+0000.log"].clock
+    assert clock == datetime(2019, 5, 1, 23, 30, tzinfo=UTC)
+    assert clock is not None and clock.tzinfo is TZ
+
+
 def test_unparsable_path_date_is_a_problem(share: Share, scan: ScanFn) -> None:
     """A path date that does not parse leaves the clock empty, naming the file and value."""
     share.file("exports/2019-13-45/x.csv")
