@@ -113,6 +113,24 @@ class Settings(BaseSettings):
     execute_batch_size: int = Field(
         default=1000, ge=1, le=10_000, description="Items per batch when acting"
     )
+    audit_dir: Path | None = Field(
+        default=None, description="Where the audit log's segments live (default: state_dir/audit)"
+    )
+    audit_key_credential: str = Field(
+        default="audit-key",
+        description="Name of the credential holding the audit log's HMAC key (optional: "
+        "without it, records are chained with plain SHA-256)",
+    )
+    audit_segment_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Size in bytes at which the audit log starts a new segment",
+    )
+    audit_retention: Period = Field(
+        default_factory=lambda: Period(years=7),
+        description="Audit segments whose last record is older than this are removed by "
+        "`sweeper audit prune`",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -136,6 +154,10 @@ class Settings(BaseSettings):
     @property
     def reports_path(self) -> Path:
         return self.reports_dir or self.state_dir / "reports"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_dir or self.state_dir / "audit"
 
     def credential(self, name: str) -> SecretStr:
         """Given a credential's name, return its secret. Raise CredentialMissing if unknown."""
