@@ -76,10 +76,10 @@ Performance
     the same items in the same order. The connector option ``walk_workers`` sets the number
     of workers (0: walk in the calling process); the default is one less than the number of
     CPUs, at most 4, and 0 where ``fork`` is missing or the caller runs threads.
-    Measured on a 2-CPU VM, warm cache, 200,000 files in 4,040 folders, half past due:
-    ``find -type f -mtime +365`` 0.45 s; this scan alone 0.90 s in-process, 0.80 s with one
-    worker, 0.67 s with two; behind a consumer that spends 10 us per item, 2.0 s
-    in-process, 1.3 s with one worker, 1.4 s with two.
+    Why that default, measured on a 2-CPU VM (warm cache, 200,000 files, half past due;
+    ``find -type f -mtime +365`` 0.5 s): the scan alone takes 1.1 s in-process, 0.86 s
+    with one worker and 0.75 s with two; behind a consumer spending 10 us per item it takes
+    2.2 s, 1.35 s and 1.6 s: a second worker competes with the consumer for its CPU.
 """
 
 from __future__ import annotations
