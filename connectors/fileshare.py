@@ -101,6 +101,7 @@ import struct
 import sys
 import threading
 import unicodedata
+import weakref
 import zlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -109,6 +110,7 @@ from typing import Any, ClassVar, Final
 
 from connectors.base import (
     Connector,
+    ConnectorContext,
     LocationModel,
     NotDueSummary,
     ScanFinding,
@@ -996,6 +998,10 @@ class FileShareConnector(Connector):
     kind: ClassVar[str] = "fileshare"
     system: FileShareSystem
 
+    def __init__(self, system: FileShareSystem, context: ConnectorContext) -> None:
+        super().__init__(system, context)
+        self._scans: weakref.WeakSet[Generator[ScanOutput, None, None]] = weakref.WeakSet()
+
     @property
     def root(self) -> str:
         """The share root as configured, a relative one resolved against the RoPA's folder."""
@@ -1092,9 +1098,16 @@ class FileShareConnector(Connector):
             path_dates=path_dates if counts else None,
             cutoff_ns=_to_ns(request.cutoff) if counts and request.cutoff else None,
         )
-        return self._stream(plan, items)
+        stream = self._stream(plan, items)
+        self._scans.add(stream)
+        return stream
 
-    def _stream(self, plan: _WalkPlan, items: _Items) -> Iterator[ScanOutput]:
+    def close(self) -> None:
+        """Stop the scans still running (their worker processes too) and close their files."""
+        for stream in list(self._scans):
+            stream.close()
+
+    def _stream(self, plan: _WalkPlan, items: _Items) -> Generator[ScanOutput, None, None]:
         root_fd, root_real = self._open_root()
         plan = dataclasses.replace(plan, root=root_real)
         try:

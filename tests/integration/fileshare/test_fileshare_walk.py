@@ -115,6 +115,12 @@ def test_listable_but_unsearchable_folder_is_reported(world_readable_share: Shar
     os.chmod(share.path("listonly"), 0o444)
 
     def scan_unprivileged() -> list[Scan]:
+        try:
+            os.stat(share.path("listonly/b.txt"))
+        except PermissionError:
+            pass
+        else:
+            raise AssertionError("could not make a folder unsearchable: permissions do not apply")
         return [run_scan(share.root, workers) for workers in (0, 2)]
 
     for result in as_unprivileged(scan_unprivileged):
@@ -173,6 +179,20 @@ def test_abandoned_scan_leaves_no_worker_behind(share: Share) -> None:
         outputs.close()
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_closing_the_connector_stops_its_scans(share: Share) -> None:
+    """A scan left half-read is stopped, and its workers reaped, when the connector closes."""
+    for index in range(50):
+        share.file(f"d{index}/f.txt")
+    request = ScanRequest(location=FileLocation(system="share"), clock="modified", tz=TZ)
+    with connector(share.root, workers=2) as share_connector:
+        outputs = share_connector.scan(request)
+        next(outputs)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+    with pytest.raises(StopIteration):
+        next(outputs)
 
 
 def test_workers_yield_what_the_single_walk_yields_in_its_order(
