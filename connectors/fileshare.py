@@ -1136,7 +1136,8 @@ class FileShareConnector(Connector):
         """Return how many worker processes walk the tree; 0 means the calling process does.
 
         The connector option ``walk_workers`` sets the number; by default it is one less
-        than the number of CPUs, at most 4, leaving a core to whatever consumes the items.
+        than the number of CPUs this process may run on, at most 4, leaving a CPU to
+        whatever consumes the items.
         Workers are forked, so there are none where ``fork`` is missing or the caller runs
         other threads (a thread that holds a lock at the fork would leave the child's copy
         of that lock held forever).
@@ -1145,5 +1146,6 @@ class FileShareConnector(Connector):
             return 0
         wanted = self.context.options.get("walk_workers")
         if wanted is None:
-            return max(0, min((os.cpu_count() or 1) - 1, 4))
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            return max(0, min((cpus or os.cpu_count() or 1) - 1, 4))
         return max(0, int(wanted))
