@@ -265,6 +265,348 @@ def report(obj: _Context, plan_id: str, fmt: str, output: Path | None) -> None:
         store.close()
 
 
+# -- approve / reject / execute -----------------------------------------------------------------
+
+
+def _plan_and_ropa(store: Any, settings: Settings, plan_id: str, ropa_path: Path | None) -> Any:
+    """Return the stored plan and the RoPA as it is now (the plan's own path by default)."""
+    from sweeper.ropa import load_ropa
+
+    plan = store.plan(plan_id)
+    return plan, load_ropa(ropa_path or Path(plan["ropa_path"]))
+
+
+@cli.command()
+@click.argument("plan_id", metavar="PLAN")
+@click.option("--by", "by", required=True, help="Who approves (recorded in the audit log).")
+@click.option("--note", help="A remark kept with the approval.")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="activity=ID|system=ID",
+    help="Approve part of the plan; repeat for more.",
+)
+@click.option(
+    "--ropa", "ropa_path", type=click.Path(path_type=Path), help="RoPA (default: the plan's)."
+)
+@click.pass_obj
+def approve(
+    obj: _Context,
+    plan_id: str,
+    by: str,
+    note: str | None,
+    only: tuple[str, ...],
+    ropa_path: Path | None,
+) -> None:
+    """Approve a plan (or part of it) for execution, bound to its content hash."""
+    from sweeper import approve as approval
+    from sweeper.store import Store
+
+    settings = obj.settings
+    store = Store.open(settings.state_database_url)
+    try:
+        plan, loaded = _plan_and_ropa(store, settings, plan_id, ropa_path)
+        found = approval.approve(
+            store,
+            plan,
+            settings,
+            by=by,
+            note=note,
+            only=only,
+            now=_now(),
+            current_digest=loaded.digest,
+        )
+        scope = approval.Scope.parse(only)
+        _audit(
+            obj,
+            store,
+            "plan_approved",
+            by,
+            plan_id=plan["id"],
+            scope=str(scope),
+            content_hash=plan["content_hash"],
+            note=note,
+        )
+    finally:
+        store.close()
+    approvers = sorted({d.by for d in found if d.decision == "approved"})
+    click.echo(
+        f"plan {plan['id']} approved by {by} for {scope} "
+        f"({len(approvers)} of {settings.approvers_required} approver(s): {', '.join(approvers)})"
+    )
+    if len(approvers) >= settings.approvers_required:
+        click.echo(f"execute it with: sweeper execute {plan['id']}")
+
+
+@cli.command()
+@click.argument("plan_id", metavar="PLAN")
+@click.option("--by", "by", required=True, help="Who rejects.")
+@click.option("--reason", required=True, help="Why.")
+@click.pass_obj
+def reject(obj: _Context, plan_id: str, by: str, reason: str) -> None:
+    """Reject a plan: it can never be executed."""
+    from sweeper import approve as approval
+    from sweeper.store import Store
+
+    store = Store.open(obj.settings.state_database_url)
+    try:
+        plan = store.plan(plan_id)
+        approval.reject(store, plan, by=by, reason=reason, now=_now())
+        _audit(obj, store, "plan_rejected", by, plan_id=plan["id"], reason=reason)
+    finally:
+        store.close()
+    click.echo(f"plan {plan['id']} rejected by {by}")
+
+
+@cli.command()
+@click.argument("plan_id", metavar="PLAN")
+@click.option(
+    "--ropa", "ropa_path", type=click.Path(path_type=Path), help="RoPA (default: the plan's)."
+)
+@click.option("--by", "actor", help="Who runs the execution (default: the login name).")
+@click.pass_obj
+def execute(obj: _Context, plan_id: str, ropa_path: Path | None, actor: str | None) -> None:
+    """Act on the approved items of a plan: delete, anonymise or quarantine them.
+
+    Each item is re-verified first (it still exists, is unchanged, is still due, is not held).
+    Interrupted? Run the same command again: it finishes the plan without acting twice.
+    Exit 1 if an item failed or a location was blocked.
+    """
+    import getpass
+
+    from sweeper.execute import ExecuteOptions
+    from sweeper.execute import execute as run_execution
+    from sweeper.store import Store
+
+    settings = obj.settings
+    store = Store.open(settings.state_database_url)
+    try:
+        plan, loaded = _plan_and_ropa(store, settings, plan_id, ropa_path)
+        with _progress() as progress:
+            result = run_execution(
+                loaded,
+                settings,
+                store,
+                plan["id"],
+                ExecuteOptions(actor=actor or getpass.getuser(), progress=progress),
+            )
+    finally:
+        store.close()
+    table = Table(title=f"plan {result.plan_id}, run {result.run_id}", title_justify="left")
+    for col in (
+        "activity",
+        "system",
+        "location",
+        "action",
+        "done",
+        "skipped",
+        "failed",
+        "review",
+        "earlier",
+        "outcome",
+    ):
+        table.add_column(col)
+    for loc in result.locations:
+        table.add_row(
+            loc.activity,
+            loc.system,
+            loc.label,
+            loc.action,
+            *(str(loc.counts[k]) for k in ("done", "skipped", "failed", "review", "already")),
+            loc.outcome + (f": {_escape(loc.reason)}" if loc.reason else ""),
+        )
+    console.print(table)
+    if not result.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("plan_id", metavar="PLAN")
+@click.option("--item", "keys", multiple=True, help="Restore only this item (repeat); default all.")
+@click.option("--by", "by", required=True, help="Who restores.")
+@click.option(
+    "--ropa", "ropa_path", type=click.Path(path_type=Path), help="RoPA (default: the plan's)."
+)
+@click.pass_obj
+def restore(
+    obj: _Context, plan_id: str, keys: tuple[str, ...], by: str, ropa_path: Path | None
+) -> None:
+    """Move quarantined files of a plan back, while their restore period lasts."""
+    from sweeper.execute import restore as run_restore
+    from sweeper.ropa import load_ropa
+    from sweeper.store import Store
+
+    settings = obj.settings
+    store = Store.open(settings.state_database_url)
+    try:
+        plan = store.plan(plan_id)
+        loaded = load_ropa(ropa_path or Path(plan["ropa_path"]))
+        count = run_restore(
+            loaded, settings, store, plan["id"], keys=keys or None, by=by, now=_now()
+        )
+    finally:
+        store.close()
+    click.echo(f"{count} item(s) of plan {plan['id']} restored")
+
+
+# -- holds ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def hold() -> None:
+    """Legal holds: data under a hold is never changed, whatever a rule says."""
+
+
+@hold.command("add")
+@click.option("--subject", help="Hold everything of one data subject (student or staff number).")
+@click.option("--system", "system_id", help="Hold a whole system.")
+@click.option("--location", help="Hold a location, as plans label it (SYSTEM:TABLE).")
+@click.option("--item", "item_key", help="With --location: hold one item, by its key.")
+@click.option("--reason", required=True, help="Why the data must be kept (e.g. a case number).")
+@click.option("--by", "by", required=True, help="Who places the hold.")
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="When the hold ends by itself (default: when released).",
+)
+@click.pass_obj
+def hold_add(
+    obj: _Context,
+    subject: str | None,
+    system_id: str | None,
+    location: str | None,
+    item_key: str | None,
+    reason: str,
+    by: str,
+    until: datetime | None,
+) -> None:
+    """Place a legal hold on a subject, an item, a location or a system."""
+    from sweeper.holds import HoldInvalid, place
+    from sweeper.store import Store
+
+    given = [name for name, v in (("subject", subject), ("system", system_id)) if v]
+    if location:
+        given.append("item" if item_key else "location")
+    elif item_key:
+        raise HoldInvalid("--item needs --location: the item's location as plans label it")
+    if len(given) != 1:
+        raise HoldInvalid(
+            "give exactly one of --subject, --system, --location (with --item for one item)"
+        )
+    settings = obj.settings
+    store = Store.open(settings.state_database_url)
+    try:
+        placed = place(
+            store,
+            given[0],  # type: ignore[arg-type]
+            reason=reason,
+            by=by,
+            now=_now(),
+            subject=subject,
+            system=system_id,
+            location=location,
+            item_key=item_key,
+            until=_local(until),
+            subject_pattern=settings.subject_pattern,
+        )
+        _audit(
+            obj,
+            store,
+            "hold_placed",
+            by,
+            subject=subject,
+            hold=placed.id,
+            scope=placed.scope,
+            target=placed.target if placed.scope != "subject" else None,
+            reason=placed.reason,
+            until=placed.until,
+        )
+    finally:
+        store.close()
+    click.echo(f"hold {placed.id} placed on {placed.target}")
+
+
+@hold.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include released and ended holds.")
+@click.pass_obj
+def hold_list(obj: _Context, show_all: bool) -> None:
+    """List holds (active ones unless --all)."""
+    from sweeper.holds import all_holds
+    from sweeper.store import Store
+
+    store = Store.open(obj.settings.state_database_url)
+    try:
+        now = _now()
+        table = Table("id", "on", "reason", "placed by", "placed", "until", "state")
+        for h in all_holds(store):
+            if not show_all and not h.active(now):
+                continue
+            state = (
+                "active"
+                if h.active(now)
+                else (
+                    f"released by {h.released_by}: {h.release_reason}" if h.released_at else "ended"
+                )
+            )
+            table.add_row(
+                str(h.id),
+                h.target,
+                h.reason,
+                h.placed_by,
+                f"{h.placed_at:%Y-%m-%d %H:%M}",
+                f"{h.until:%Y-%m-%d}" if h.until else "",
+                state,
+            )
+        console.print(table)
+    finally:
+        store.close()
+
+
+@hold.command("release")
+@click.argument("hold_id", metavar="ID", type=int)
+@click.option("--by", "by", required=True, help="Who releases the hold.")
+@click.option("--reason", required=True, help="Why the data no longer needs to be kept.")
+@click.pass_obj
+def hold_release(obj: _Context, hold_id: int, by: str, reason: str) -> None:
+    """Release a hold; its data falls under the retention rules again."""
+    from sweeper.holds import release
+    from sweeper.store import Store
+
+    store = Store.open(obj.settings.state_database_url)
+    try:
+        released = release(store, hold_id, by=by, reason=reason, now=_now())
+        _audit(
+            obj,
+            store,
+            "hold_released",
+            by,
+            subject=released.subject,
+            hold=released.id,
+            reason=reason,
+        )
+    finally:
+        store.close()
+    click.echo(f"hold {hold_id} released")
+
+
+def _now() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
+def _local(value: datetime | None) -> datetime | None:
+    """A date or time typed on the command line is local time."""
+    return value.astimezone() if value is not None else None
+
+
+def _audit(obj: _Context, store: Any, event: str, actor: str, **details: Any) -> None:
+    """Append one record to the audit log."""
+    from sweeper.audit import AuditLog
+
+    AuditLog.open(obj.settings, store).append(event, actor, **details)
+
+
 # -- demo -------------------------------------------------------------------------------------
 
 
@@ -301,8 +643,8 @@ class _RichProgress:
         self.progress = progress
         self.task: Any = None
 
-    def start(self, label: str) -> None:
-        self.task = self.progress.add_task(label, total=None)
+    def start(self, label: str, total: int | None = None) -> None:
+        self.task = self.progress.add_task(label, total=total)
 
     def advance(self, count: int) -> None:
         if self.task is not None:
@@ -345,13 +687,17 @@ def _print_plan_summary(store: Any, plan_id: str) -> None:
         "due",
         "not due",
         "no clock",
+        "held",
         "bytes due",
         "oldest due",
         "next due",
         "action",
     ):
         table.add_column(
-            col, justify="right" if col in ("due", "not due", "no clock", "bytes due") else "left"
+            col,
+            justify="right"
+            if col in ("due", "not due", "no clock", "held", "bytes due")
+            else "left",
         )
     for row in summary_rows(store, plan_id):
         due = row["due"] + row["legacy_due"]
@@ -361,6 +707,7 @@ def _print_plan_summary(store: Any, plan_id: str) -> None:
             (f"[bold red]{due}[/]" if due else "0") + (" (legacy)" if row["legacy_due"] else ""),
             str(row["not_due"] + row["waiting_event"]),
             str(row["no_clock"]),
+            str(row["held"]),
             human_bytes(row["bytes_due"]),
             (row["oldest_due"] or "")[:10],
             (row["next_due"] or "")[:10],

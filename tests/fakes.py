@@ -7,8 +7,16 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, tzinfo
 from typing import Any, ClassVar
 
-from connectors.base import Connector, NotDueSummary, ScanFinding, ScannedItem, ScanRequest
-from sweeper.errors import LocationInvalid, SystemUnreachable
+from connectors.base import (
+    ActRequest,
+    Connector,
+    NotDueSummary,
+    Outcome,
+    ScanFinding,
+    ScannedItem,
+    ScanRequest,
+)
+from sweeper.errors import ActionUnsupported, LocationInvalid, SystemUnreachable
 from sweeper.ropa.model import Clock, SqlEvent, SqlLocation
 
 
@@ -22,11 +30,14 @@ class FakeConnector(Connector):
     unreachable: ClassVar[set[str]] = set()
     invalid_tables: ClassVar[set[str]] = set()
     requests: ClassVar[list[ScanRequest]] = []
+    acted: ClassVar[list[tuple[str, str, str]]] = []  # (table, action, key), in order
+    fail_keys: ClassVar[set[str]] = set()
 
     @classmethod
     def reset(cls) -> None:
         cls.items, cls.findings, cls.events = {}, {}, {}
         cls.unreachable, cls.invalid_tables, cls.requests = set(), set(), []
+        cls.acted, cls.fail_keys = [], set()
 
     def check(self) -> None:
         if self.system.id in self.unreachable:
@@ -59,6 +70,31 @@ class FakeConnector(Connector):
         self, event: SqlEvent, subjects: Sequence[str], now: datetime, tz: tzinfo
     ) -> dict[str, datetime]:
         return {s: self.events[s] for s in subjects if s in self.events}
+
+    def lookup(
+        self, location: Any, clock: Clock, tz: tzinfo, keys: Sequence[str]
+    ) -> dict[str, ScannedItem]:
+        wanted = set(keys)
+        found = self.items.get((self.system.id, location.table), [])
+        return {i.key: i for i in found if i.key in wanted}
+
+    def act(self, request: ActRequest) -> Iterator[Outcome]:
+        if self.context.read_only:
+            raise ActionUnsupported(self.system.id, "read-only connector (fake)")
+        table = request.location.table
+        items = self.items.get((self.system.id, table), [])
+        for key in request.keys:
+            if key in self.fail_keys:
+                yield Outcome(key, "failed", "constraint violated (fake)")
+                continue
+            present = [i for i in items if i.key == key]
+            if not present:
+                yield Outcome(key, "gone")
+                continue
+            if request.action == "delete":
+                items.remove(present[0])
+            self.acted.append((table, request.action, key))
+            yield Outcome(key, "done", details={"rows": {table: 1}})
 
 
 def _after(item: ScannedItem, cutoff: datetime | None) -> bool:
