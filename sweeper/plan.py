@@ -36,6 +36,7 @@ from connectors.base import (
     ScanRequest,
 )
 from connectors.registry import connector_class
+from sweeper.audit import AuditLog
 from sweeper.errors import SweeperError
 from sweeper.holds import HoldIndex
 from sweeper.report import ReportWriter, plan_head
@@ -494,6 +495,19 @@ class _Builder:
                 },
             )
         self.log.info("plan stored", items=self.seq, complete=complete)
+        AuditLog.open(self.settings, self.store).append(
+            "plan_created",
+            self.options.created_by,
+            plan_id=self.plan_id,
+            content_hash=content,
+            ropa_digest=self.loaded.digest,
+            clock=_iso(self.now),
+            items=self.seq,
+            totals=summary["totals"],
+            complete=complete,
+            failed_systems=summary["failed_systems"],
+            failed_locations=[t.label for t in targets if t.outcome == "failed"],
+        )
         paths = {}
         if self.options.reports_dir is not None:
             head = plan_head(self.store, self.plan_id)
