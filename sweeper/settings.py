@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -126,7 +127,8 @@ class Settings(BaseSettings):
         ge=1024,
         description="Size in bytes at which the audit log starts a new segment",
     )
-    audit_retention: Period = Field(
+    # NoDecode: an environment value such as P7Y is text for Period, not JSON to decode.
+    audit_retention: Annotated[Period, NoDecode] = Field(
         default_factory=lambda: Period(years=7),
         description="Audit segments whose last record is older than this are removed by "
         "`sweeper audit prune`",
