@@ -769,7 +769,7 @@ def test_demo_ropa_is_valid_without_warnings() -> None:
     """The bundled demo RoPA loads with zero warnings, also with strict."""
     loaded = load_ropa(DEMO, strict=True)
     assert loaded.warnings == ()
-    assert len(loaded.ropa.activities) == 5
+    assert len(loaded.ropa.activities) == 6
 
 
 def test_digest_ignores_comments_and_layout(tmp_path: Path) -> None:
@@ -783,8 +783,8 @@ def test_digest_ignores_comments_and_layout(tmp_path: Path) -> None:
 def test_digest_changes_when_a_period_changes(tmp_path: Path) -> None:
     """Changing one retention period changes the digest."""
     text = DEMO.read_text(encoding="utf-8")
-    assert text.count("period: P5Y") == 1
-    changed = write(tmp_path, "ropa.yaml", text.replace("period: P5Y", "period: P6Y"))
+    assert text.count("period: P1Y") == 1
+    changed = write(tmp_path, "ropa.yaml", text.replace("period: P1Y", "period: P2Y"))
     assert load_ropa(changed).digest != load_ropa(DEMO).digest
 
 
