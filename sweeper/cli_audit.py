@@ -161,7 +161,7 @@ def verify(obj: _HasSettings, fmt: str) -> None:
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="text: one line per record; json: one JSON object per line, as stored.",
+    help="text: one line per record; json: an array of the records as stored.",
 )
 @click.pass_obj
 def show(
@@ -178,19 +178,30 @@ def show(
     Show does not verify the chain: run `sweeper audit verify` for that.
     """
     with _opened(obj) as log:
-        for record in log.records(
+        records = log.records(
             plan_id=plan_id, subject=subject, event=events or None, since=since, until=until
-        ):
-            if fmt == "json":
-                click.echo(json.dumps(record, sort_keys=True, separators=(",", ":")))
-            else:
+        )
+        if fmt == "text":
+            for record in records:
                 click.echo(_text_line(record))
+            return
+        # A JSON array, written as it is read: the log may be larger than memory.
+        separator = "[\n"
+        for record in records:
+            click.echo(separator + json.dumps(record, sort_keys=True), nl=False)
+            separator = ",\n"
+        click.echo("[]" if separator == "[\n" else "\n]")
 
 
 @audit.command()
 @_filters
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="csv for spreadsheets; jsonl: one JSON object per line, as stored.",
 )
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="File (default: stdout)"
@@ -206,7 +217,8 @@ def export(
     fmt: str,
     output: Path | None,
 ) -> None:
-    """Export records for a spreadsheet (CSV) or another tool (JSON lines).
+    """Export records for a spreadsheet (CSV) or another tool (JSON lines), with the same
+    filters as show.
 
     The CSV has the common details (activity, system, rule, action, approved by, …) in their
     own columns and all of them, as JSON, in 'details'. Cells that a spreadsheet would run as
@@ -226,7 +238,7 @@ def export(
 
 def _export(records: Iterator[dict[str, Any]], fmt: str, out: TextIO) -> int:
     count = 0
-    if fmt == "json":
+    if fmt == "jsonl":
         for record in records:
             out.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
             count += 1

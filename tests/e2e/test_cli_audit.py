@@ -247,14 +247,33 @@ def test_show_filters_by_time(audit_cli: Run, log: AuditLog, credentials: Path) 
     assert len(result.stdout.splitlines()) == 5
 
 
-def test_show_json_prints_records_as_stored(
+def test_show_json_prints_an_array_of_records_as_stored(
     audit_cli: Run, log: AuditLog, credentials: Path
 ) -> None:
-    """`audit show --format json` prints one stored record per line."""
-    result = audit_cli("show", "--format", "json", "--event", "plan_approved")
+    """`audit show --format json` prints the matching records, as stored, as a JSON array."""
+    result = audit_cli("show", "--format", "json", "--event", "plan_*")
     assert result.returncode == 0, result.stderr
-    [record] = [json.loads(line) for line in result.stdout.splitlines()]
-    assert (record["actor"], record["details"]) == ("dpo", {"note": "checked"})
+    records = json.loads(result.stdout)
+    assert [(r["event"], r["actor"]) for r in records] == [
+        ("plan_created", "fg"),
+        ("plan_approved", "dpo"),
+    ]
+    assert records[1]["details"] == {"note": "checked"}
+
+
+def test_show_json_with_no_match_is_an_empty_array(audit_cli: Run, log: AuditLog) -> None:
+    """`audit show --format json` with nothing matching prints []."""
+    result = audit_cli("show", "--format", "json", "--event", "no_such_event")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_export_jsonl_writes_one_record_per_line(audit_cli: Run, log: AuditLog) -> None:
+    """`audit export --format jsonl` writes each record as stored on its own line."""
+    result = audit_cli("export", "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
 
 
 def test_export_csv_to_a_file(
@@ -330,4 +349,4 @@ def test_prune_execute_removes_old_segments_and_still_verifies(
     verified = audit_cli("verify", extra_env=env)
     assert verified.returncode == 0, verified.stderr
     shown = audit_cli("show", "--event", "audit_pruned", "--format", "json", extra_env=env)
-    assert json.loads(shown.stdout)["actor"] == "dpo"
+    assert [r["actor"] for r in json.loads(shown.stdout)] == ["dpo"]
