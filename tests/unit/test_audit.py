@@ -574,6 +574,48 @@ def test_two_processes_appending_keep_the_chain_whole(env: Env) -> None:
     assert actors.count("cli") == actors.count("daemon") == 60 + 6 * 4
 
 
+_APPEND_FOREVER = """
+import sys
+from pathlib import Path
+from sweeper.audit import AuditLog
+from sweeper.settings import Settings
+from sweeper.store import Store
+settings = Settings(state_dir=Path(sys.argv[1]), credentials={"audit-key": sys.argv[2]},
+                    credentials_dir=None, audit_segment_bytes=8192)
+log = AuditLog.open(settings, Store.open(settings.state_database_url))
+n = 0
+while True:
+    log.append_many([{"event": "item_done", "n": n + i} for i in range(7)], actor="daemon")
+    log.append("item_skipped", "daemon", n=n)
+    n += 8
+"""
+
+
+def test_kill_9_while_appending_leaves_a_log_the_next_append_repairs(env: Env) -> None:
+    """After kill -9 at random points of appending, the next append leaves a whole chain."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPER_")}
+    rng = random.Random(20240501)
+    for _ in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _APPEND_FOREVER, str(env.state), KEY], env=environ
+        )
+        time.sleep(rng.uniform(0.5, 1.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        env.log(segment_bytes=8192).append("execution_started", "daemon")
+    log = env.log(segment_bytes=8192)
+    result = log.verify()
+    assert result.ok, str(result)
+    assert [r["seq"] for r in log.records()] == list(range(1, result.records + 1))
+    assert len(list(log.records(event="item_done"))) > 100
+
+
 # -- rotation and prune ----------------------------------------------------------------------
 
 
