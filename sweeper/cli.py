@@ -760,6 +760,15 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+def _register_groups() -> None:
+    from sweeper.cli_audit import audit
+
+    cli.add_command(audit)
+
+
+_register_groups()
+
+
 def main() -> None:
     """Entry point of the console script: user errors become messages and exit codes."""
     try:

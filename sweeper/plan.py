@@ -139,7 +139,7 @@ class Progress(Protocol):
 
 
 class _NoProgress:
-    def start(self, label: str) -> None:
+    def start(self, label: str, total: int | None = None) -> None:
         pass
 
     def advance(self, count: int) -> None:

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         description="Distinct approvers a plan needs; with 2 or more, whoever ran the plan "
         "cannot be one of them",
     )
-    plan_max_age: Period = Field(
+    plan_max_age: Annotated[Period, NoDecode] = Field(
         default_factory=lambda: Period(days=7),
         description="A plan older than this is refused at approval and execution",
     )
