@@ -13,6 +13,7 @@ journal, audit records and the deletes).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 import psycopg
 from _common import SWEEPER, measure
 
-TEMPLATE = "sweeper_bench_exec_tpl"
+TEMPLATE = os.environ.get("SWEEPER_BENCH_TEMPLATE", "sweeper_bench_exec_tpl")
 
 BASELINE = textwrap.dedent(
     """
@@ -152,7 +153,11 @@ activities:
     measure("sweeper plan (untimed set-up)", [*SWEEPER, "plan", "--ropa", str(ropa)], env=env)
     plan_id = sorted((work / "state" / "reports").glob("plan-*.json"))[-1].stem[5:]
     measure("approve", [*SWEEPER, "approve", plan_id, "--by", "bench"], env=env)
-    ours = measure("sweeper execute", [*SWEEPER, "execute", plan_id], env=env)
+    profile = os.environ.get("SWEEPER_BENCH_PROFILE")
+    runner = (
+        [sys.executable, "-m", "cProfile", "-o", profile, "-m", "sweeper"] if profile else SWEEPER
+    )
+    ours = measure("sweeper execute", [*runner, "execute", plan_id], env=env)
     print(baseline)
     print(ours)
     print(

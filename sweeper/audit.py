@@ -1313,6 +1313,7 @@ def _jsonable(value: Any, pseudonym: Any, key: str = "") -> Any:
 
 
 @functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1024)
 def _is_secret_key(name: str) -> bool:
     return _SECRET_KEY.search(name) is not None
 

@@ -442,6 +442,9 @@ class _Runner:
     ) -> None:
         if not finished:
             return
+        rule = _rule_text(target)
+        action = target.rule.action.value
+        approved_by = approvers or (["auto_approve"] if target.rule.auto_approve else [])
         recovered = [i["seq"] for i, _, _, d in finished if d and d.get("recovered")]
         already = self._audited_done() if recovered else set()
         records = []
@@ -458,12 +461,11 @@ class _Runner:
                     "system": target.system.id,
                     "location": label,
                     "key_ref": self.audit.subject_ref(item["key"]),
-                    "action": target.rule.action.value,
-                    "rule": _rule_text(target),
+                    "action": action,
+                    "rule": rule,
                     "status": item["status"],
                     "reason": reason,
-                    "approved_by": approvers
-                    or (["auto_approve"] if target.rule.auto_approve else []),
+                    "approved_by": approved_by,
                     **_safe_details(details),
                 }
             )
