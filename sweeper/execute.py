@@ -36,7 +36,7 @@ import structlog
 
 from connectors.base import ActRequest, Connector, ConnectorContext, Outcome, ScannedItem
 from connectors.registry import connector_class
-from sweeper.approve import Coverage, check_usable, decisions
+from sweeper.approve import Coverage, PlanRefused, check_usable, decisions
 from sweeper.audit import AuditLog
 from sweeper.errors import SweeperError
 from sweeper.holds import HoldIndex
@@ -152,6 +152,15 @@ class _Runner:
     def run(self) -> ExecutionResult:
         targets = {t.idx: t for t in targets_of(self.ropa)}
         stored = {loc["idx"]: loc for loc in self.store.locations(self.plan_id)}
+        if not self.coverage.approvals and not any(
+            targets[idx].rule.auto_approve
+            and loc["counts"].get(DUE, 0) + loc["counts"].get(LEGACY_DUE, 0)
+            for idx, loc in stored.items()
+        ):
+            raise PlanRefused(
+                f"plan {self.plan_id} is not approved and has no auto_approve items: "
+                f"review its report, then sweeper approve {self.plan_id} --by NAME"
+            )
         results = []
         self._audit("execution_started", run_id=self.run_id)
         try:

@@ -23,7 +23,7 @@ def build_estate(directory: Path, now: datetime | None = None, seed: int = 2026)
     now = now or datetime.now(UTC)
     rng = random.Random(seed)
     if directory.exists():
-        for name in ("sis.db", "old-sis.db", "share", "ropa.yaml"):
+        for name in ("sis.db", "old-sis.db", "share", "quarantine", "ropa.yaml"):
             target = directory / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -34,6 +34,7 @@ def build_estate(directory: Path, now: datetime | None = None, seed: int = 2026)
     left = _build_sis(directory / "sis.db", today, rng)
     _build_old_sis(directory / "old-sis.db", rng)
     _build_share(directory / "share", now, rng, left)
+    (directory / "quarantine").mkdir(mode=0o700)
     ropa = directory / "ropa.yaml"
     ropa.write_text(files("sweeper.demo").joinpath("ropa.yaml").read_text(encoding="utf-8"))
     return ropa
