@@ -33,6 +33,20 @@ in Python, so there the text is read and a malformed value becomes that item's `
 Keys: a single key column gives ``str(value)``; a composite key gives a compact JSON array of
 the values. ``decode_key`` (or ``SqlConnector.key_values``) turns either back into typed values.
 
+Acting (``lookup`` re-reads items by key exactly as ``scan`` reads them; ``act`` changes them):
+
+* one transaction per batch of up to ``BATCH`` items: the rows are read and locked
+  (``SELECT … FOR UPDATE``; a row that is gone or no longer meets the location's conditions is
+  ``gone``), then each dependent table is emptied of their rows with one DELETE per batch,
+  deepest first (nested dependents through a join: ``DELETE … USING`` / ``FROM``, or
+  ``IN (SELECT …)`` on SQLite), then the rows themselves; ``anonymise`` is one UPDATE;
+* if that transaction fails (a FOREIGN KEY from a table the RoPA does not declare, a lock
+  timeout, a lost connection), each item is tried again in a transaction of its own, so an item
+  is deleted whole or not at all and one bad item fails alone;
+* SQLite connections turn ``PRAGMA foreign_keys`` on, which SQLite otherwise leaves off;
+* on PostgreSQL a list of keys is one array parameter (``= ANY(…)``), so each statement is
+  short and prepared once, and the DELETEs return what they deleted per item.
+
 Streaming without a usable index: psycopg and PyMySQL read through a server-side cursor, and
 SQL Server's ODBC driver streams by default; MariaDB's ODBC driver holds the whole result in
 memory unless it is 3.1.17 or later and the connection sets ``NO_CACHE=1;FORWARDONLY=1``. Give
@@ -48,6 +62,7 @@ import operator
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -57,18 +72,26 @@ from urllib.parse import quote, quote_plus
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.mssql import DATETIMEOFFSET
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, make_url
 
 from connectors.base import (
+    ActRequest,
     Connector,
     ConnectorContext,
     LocationModel,
     NotDueSummary,
+    Outcome,
     ScannedItem,
     ScanOutput,
     ScanRequest,
 )
-from sweeper.errors import ConnectorError, LocationInvalid, SystemUnreachable
+from sweeper.errors import (
+    ActionUnsupported,
+    ConnectorError,
+    LocationInvalid,
+    SystemUnreachable,
+)
 from sweeper.ropa.model import (
     Clock,
     ColumnClock,
@@ -87,6 +110,9 @@ BATCH = 1000
 
 _MAX_PARAMETERS = 2000
 """Bound parameters per statement: SQL Server refuses more than 2,100."""
+
+_GIVE_UP = 3
+"""Items retried one by one that fail in a row, not for their data, before ``act`` gives up."""
 
 _Col = sa.Column[Any]
 _BINARY = (bytes, bytearray, memoryview)
@@ -241,6 +267,8 @@ class SqlConnector(Connector):
             raise ConnectorError(
                 self.system.id, self._redact(f"cannot use the URL: {err}")
             ) from err
+        if backend == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_foreign_keys)
         if self.context.read_only:
             if backend == "postgresql":
                 sa.event.listen(engine, "connect", _postgresql_read_only)
@@ -330,14 +358,17 @@ class SqlConnector(Connector):
         self._raise(problems)
         return tuple(c for c in columns if c is not None)
 
-    def _plan(self, location: LocationModel, clock: Clock) -> _Plan:
+    def _plan(self, location: LocationModel, clock: Clock | None) -> _Plan:
+        """Given a location and its clock (None when acting, which reads no clock), return it
+        resolved against the database. Raise LocationInvalid naming every unknown name.
+        """
         if not isinstance(location, SqlLocation):
             raise LocationInvalid(self.system.id, "a SQL system needs a location with a table")
         cache_key = location.model_dump_json() + repr(clock)
         if (plan := self._plans.get(cache_key)) is not None:
             return plan
         problems: list[str] = []
-        if not isinstance(clock, ColumnClock | EventClock):
+        if clock is not None and not isinstance(clock, ColumnClock | EventClock):
             problems.append(
                 f"clock {clock!r} cannot be read from a table: use {{column: NAME}} for a date "
                 "or timestamp column of the row, or {event: ID} for an event of its subject"
@@ -572,13 +603,7 @@ class SqlConnector(Connector):
         are items; the others are counted in one ``NotDueSummary``.
         """
         plan = self._plan(request.location, request.clock)
-        selected = plan.selected
-        position = {c: i for i, c in enumerate(selected)}
-        stmt = sa.select(*selected).where(*plan.where)
-        clock_at = position.get(plan.clock) if plan.clock is not None else None
-        if plan.clock is not None and (clock_at is None or self._parses_dates_in_python):
-            stmt = stmt.add_columns(self._as_stored(plan.clock))
-            clock_at = len(selected)
+        stmt, position, clock_at = self._item_select(plan)
         try:
             if request.cutoff is not None and plan.clock is not None:
                 due, not_due = self._due(plan.clock, request.cutoff, request.tz)
@@ -595,6 +620,21 @@ class SqlConnector(Connector):
                 self.system.id,
                 f"scan of {plan.table.fullname!r} failed: a value does not fit its column: {err}",
             ) from err
+
+    def _item_select(self, plan: _Plan) -> tuple[sa.Select[Any], dict[_Col, int], int | None]:
+        """Given a plan, return the SELECT of its items' columns (under its conditions), the
+        position of each selected column, and the position of the clock as stored.
+
+        ``scan`` and ``lookup`` both read rows through it, so they fingerprint the same values.
+        """
+        selected = plan.selected
+        position = {c: i for i, c in enumerate(selected)}
+        stmt = sa.select(*selected).where(*plan.where)
+        clock_at = position.get(plan.clock) if plan.clock is not None else None
+        if plan.clock is not None and (clock_at is None or self._parses_dates_in_python):
+            stmt = stmt.add_columns(self._as_stored(plan.clock))
+            clock_at = len(selected)
+        return stmt, position, clock_at
 
     def _as_stored(self, column: _Col) -> sa.ColumnElement[Any]:
         """Given a date or timestamp column, return the expression to select to read it.
@@ -711,13 +751,406 @@ class SqlConnector(Connector):
                 stmt = (
                     sa.select(*group, sa.func.count())
                     .select_from(joined)
-                    .where(_matches(group, chunk))
+                    .where(self._in(group, chunk))
                     .group_by(*group)
                 )
                 for *found, count in conn.execute(stmt):
                     for i in index.get(tuple(found)):
                         counts[i][chain[-1].name] += int(count)
         return counts
+
+    # -- lookup and act -------------------------------------------------------------------------
+
+    def lookup(
+        self, location: LocationModel, clock: Clock, tz: tzinfo, keys: Sequence[str]
+    ) -> dict[str, ScannedItem]:
+        """Given item keys, return the items that still exist, read as ``scan`` reads them.
+
+        One SELECT per ``BATCH`` keys. Each item has the same key, subject, clock and
+        fingerprint that a scan would give it now (but no dependent counts). A row that is gone,
+        or no longer meets the location's conditions, is absent. Works on a read-only
+        connector. Raise LocationInvalid if a key does not fit the location's key columns.
+        """
+        plan = self._plan(location, clock)
+        wanted = self._wanted(plan, keys)
+        stmt, position, clock_at = self._item_select(plan)
+        reader = _Reader(plan, position, clock_at, tz)
+        key_at = [position[c] for c in plan.key]
+        found: dict[str, ScannedItem] = {}
+        try:
+            with self.engine.connect() as conn:
+                for chunk in _chunks(wanted.keys(), _per_statement(plan.key)):
+                    for row in conn.execute(stmt.where(self._in(plan.key, chunk))):
+                        item = reader.item(row, None)
+                        for key in wanted.get(tuple(row[i] for i in key_at)):
+                            found[key] = item._replace(key=key)
+        except sa_exc.SQLAlchemyError as err:
+            raise self._error(err, f"lookup in {plan.table.fullname!r} failed") from err
+        except ValueError as err:
+            raise ConnectorError(
+                self.system.id,
+                f"lookup in {plan.table.fullname!r} failed: a value does not fit its column: {err}",
+            ) from err
+        return found
+
+    def act(self, request: ActRequest) -> Iterator[Outcome]:
+        """Delete or anonymise items; return an iterator of one Outcome per distinct key.
+
+        ``delete`` removes each row with all its dependent rows, the deepest dependents first;
+        ``anonymise`` sets the location's ``anonymise`` columns to NULL or their fixed value.
+        Up to ``BATCH`` items share one transaction, with one statement per table. If that
+        transaction fails, it is rolled back and each of its items is tried again in a
+        transaction of its own, so one bad item (say, a row of a table the RoPA does not
+        declare refers to it) fails alone and unchanged. A row that no longer exists, or no
+        longer meets the location's conditions, is ``gone`` and left as it is.
+
+        Everything is checked before the first change: raise ActionUnsupported on a read-only
+        connector or for another action, LocationInvalid for an unknown or unusable column or
+        a key that does not fit. While acting, raise SystemUnreachable if the database cannot
+        be reached; the items without an Outcome then are unchanged.
+        """
+        if self.context.read_only:
+            raise ActionUnsupported(
+                self.system.id, f"cannot {request.action}: the connector is read-only (dry run)"
+            )
+        if request.action not in ("delete", "anonymise"):
+            raise ActionUnsupported(
+                self.system.id,
+                f"a SQL system cannot {request.action!r} rows: it can delete or anonymise them",
+            )
+        location = request.location
+        plan = self._plan(location, None)
+        values = self._anonymised(plan, location) if request.action == "anonymise" else None
+        wanted = self._wanted(plan, request.keys)
+        return self._act(plan, location, wanted, values)
+
+    def _act(
+        self,
+        plan: _Plan,
+        location: SqlLocation,
+        wanted: _Index,
+        values: Mapping[_Col, Any] | None,
+    ) -> Iterator[Outcome]:
+        for batch in _chunks(wanted.keys(), BATCH):
+            try:
+                outcomes = self._act_once(plan, location, wanted, batch, values)
+            except _Failed:
+                # Retry one by one: the transaction rolled back, so nothing of any item changed.
+                yield from self._act_one_by_one(plan, location, wanted, batch, values)
+                continue
+            yield from outcomes
+
+    def _act_one_by_one(
+        self,
+        plan: _Plan,
+        location: SqlLocation,
+        wanted: _Index,
+        batch: Sequence[tuple[Any, ...]],
+        values: Mapping[_Col, Any] | None,
+    ) -> Iterator[Outcome]:
+        """Act on each item in a transaction of its own; an item that fails is ``failed``.
+
+        Raise SystemUnreachable if the connection is lost, ConnectorError if items keep
+        failing for a reason that is not their data (a locked database, a lock that is not
+        released), rather than wait out a timeout for every item.
+        """
+        streak = 0
+        for one in batch:
+            try:
+                outcomes = self._act_once(plan, location, wanted, [one], values)
+                streak = 0
+            except _Failed as failed:
+                if failed.disconnected:
+                    raise SystemUnreachable(self.system.id, failed.message) from failed
+                streak = 0 if failed.about_the_item else streak + 1
+                if streak == _GIVE_UP:
+                    raise ConnectorError(
+                        self.system.id,
+                        f"{_GIVE_UP} items in a row failed, the last with {failed.message}; "
+                        "the items after them were left unchanged",
+                    ) from failed
+                outcomes = [Outcome(k, "failed", failed.message) for k in wanted.get(one)]
+            yield from outcomes
+
+    def _act_once(
+        self,
+        plan: _Plan,
+        location: SqlLocation,
+        wanted: _Index,
+        batch: Sequence[tuple[Any, ...]],
+        values: Mapping[_Col, Any] | None,
+    ) -> list[Outcome]:
+        """Given key values, act on their rows in one transaction; return their outcomes.
+
+        Raise _Failed (after the rollback) if a statement or the commit fails, SystemUnreachable
+        if no connection can be made.
+        """
+        references = [c for d in plan.dependents for c in d.references]
+        selected = tuple(dict.fromkeys([*plan.key, *references]))
+        position = {c: i for i, c in enumerate(selected)}
+        columns: list[sa.ColumnElement[Any]] = list(selected)
+        if plan.where:  # read whether each row still meets the conditions, in the same query
+            columns.append(sa.case((sa.and_(*plan.where), 1), else_=0))
+        try:
+            conn = self.engine.connect()
+        except sa_exc.SQLAlchemyError as err:
+            raise self._error(err, f"cannot connect to act on {plan.table.fullname!r}") from err
+        try:
+            with conn, conn.begin():
+                rows: list[sa.Row[Any]] = []
+                with self._step(f"reading {location.table}"):
+                    for chunk in _chunks(batch, _per_statement(plan.key)):
+                        # Locked until the commit: no new dependent row can refer to them now.
+                        stmt = sa.select(*columns).where(self._in(plan.key, chunk))
+                        rows += conn.execute(stmt.with_for_update()).all()
+                meets = [r for r in rows if not plan.where or r[len(selected)]]
+                details: list[dict[str, Any]]
+                if values is None:
+                    counts = self._delete(conn, plan, location, position, meets)
+                    details = [{"rows": rows_deleted} for rows_deleted in counts]
+                else:
+                    self._update(conn, plan, location, position, meets, values)
+                    anonymised = sorted(c.name for c in values)
+                    details = [{"rows": {location.table: 1}, "columns": anonymised} for _ in meets]
+        except _Failed:
+            raise
+        except sa_exc.SQLAlchemyError as err:
+            raise self._failed(err, "committing") from err
+        n = len(plan.key)  # the key comes first in each row
+        status: dict[str, Outcome] = {}
+        for row in rows:
+            for key in wanted.get(tuple(row[:n])):
+                status[key] = Outcome(key, "gone", "no longer meets the location's conditions")
+        for row, facts in zip(meets, details, strict=True):
+            for key in wanted.get(tuple(row[:n])):
+                status[key] = Outcome(key, "done", None, facts)
+        return [
+            status.get(key) or Outcome(key, "gone")
+            for values_ in batch
+            for key in wanted.get(values_)
+        ]
+
+    def _delete(
+        self,
+        conn: sa.Connection,
+        plan: _Plan,
+        location: SqlLocation,
+        position: Mapping[_Col, int],
+        rows: Sequence[sa.Row[Any]],
+    ) -> list[dict[str, int]]:
+        """Given locked rows, delete them with their dependent rows, deepest dependents first.
+
+        Return per row the number of rows deleted from its table and each dependent table (the
+        location's own table first, named as the location names it): on PostgreSQL
+        read from the DELETEs (``RETURNING`` the column that leads to the row), elsewhere
+        counted by one grouped query per dependent table beforehand.
+        """
+        if not rows:
+            return []
+        returning = self.engine.dialect.name == "postgresql"
+        if not returning:
+            with self._step("counting dependent rows"):
+                counted = self._count_dependents(conn, plan, position, rows)
+        # Per dependent table, the rows deleted for each of ``rows``.
+        deleted = {chain[-1].name: [0] * len(rows) for chain in plan.chains}
+        indexes: dict[tuple[_Col, ...], _Index] = {}
+        for chain in sorted(plan.chains, key=len, reverse=True):
+            top, name = chain[0], chain[-1].name
+            if (owners := indexes.get(top.references)) is None:
+                owners = indexes[top.references] = _Index()
+                at = [position[c] for c in top.references]
+                for i, row in enumerate(rows):
+                    values = tuple(row[j] for j in at)
+                    if None not in values:
+                        owners.add(values, i)
+            with self._step(f"deleting from {name}", chain[-1].table):
+                for chunk in _chunks(owners.keys(), _per_statement(top.columns)):
+                    stmt, owner = self._delete_chain(chain, chunk)
+                    if not returning:
+                        conn.execute(stmt)
+                        continue
+                    # Counted in the database: a thousand rows back, not one per deleted row.
+                    gone = stmt.returning(*owner).cte("gone")
+                    per_owner = sa.select(*gone.c, sa.func.count()).group_by(*gone.c)
+                    for *found, n in conn.execute(per_owner).all():
+                        for i in owners.get(tuple(found)):
+                            deleted[name][i] += n
+        keys = [tuple(row[position[c]] for c in plan.key) for row in rows]
+        with self._step(f"deleting from {location.table}", plan.table):
+            for chunk in _chunks(keys, _per_statement(plan.key)):
+                conn.execute(sa.delete(plan.table).where(self._in(plan.key, chunk)))
+        if not returning:
+            return [{location.table: 1, **dependents} for dependents in counted]
+        tables = list(deleted.items())
+        return [{location.table: 1, **{name: n[i] for name, n in tables}} for i in range(len(rows))]
+
+    def _delete_chain(
+        self, chain: Sequence[_Dependent], values: Sequence[tuple[Any, ...]]
+    ) -> tuple[sa.Delete, Sequence[sa.ColumnElement[Any]]]:
+        """Given a path of dependents and the parent values its first one refers to, return
+        the DELETE of the rows of its last table that belong to those parents, and the columns
+        of the first dependent that hold those values (for ``RETURNING``).
+        """
+        top, last = chain[0], chain[-1]
+        if len(chain) == 1:
+            return sa.delete(last.table).where(self._in(top.columns, values)), top.columns
+        # The tables in between, as aliases: a table may occur twice in a path.
+        between = [d.table.alias() for d in chain[:-1]]
+        links = [
+            child.c[c.name] == parent.c[r.name]
+            for level in range(1, len(chain) - 1)
+            for child, parent in [(between[level], between[level - 1])]
+            for c, r in zip(chain[level].columns, chain[level].references, strict=True)
+        ]
+        owner = [between[0].c[c.name] for c in top.columns]
+        within = self._in(owner, values)
+        parents = between[-1]
+        if self.engine.dialect.name == "sqlite":
+            # SQLite has no multi-table DELETE; its IN (SELECT …) is planned well.
+            owners = sa.select(*(parents.c[r.name] for r in last.references)).where(*links, within)
+            target = last.columns[0] if len(last.columns) == 1 else sa.tuple_(*last.columns)
+            return sa.delete(last.table).where(target.in_(owners)), owner
+        # A join (DELETE … USING, or FROM on SQL Server): MariaDB before 11.1 and MySQL before
+        # 8.0.21 run a subquery in a DELETE once for every row of the table.
+        own = [c == parents.c[r.name] for c, r in zip(last.columns, last.references, strict=True)]
+        return sa.delete(last.table).where(*own, *links, within), owner
+
+    def _in(
+        self, columns: Sequence[sa.ColumnElement[Any]], values: Sequence[tuple[Any, ...]]
+    ) -> sa.ColumnElement[bool]:
+        """Given columns and value tuples, return "the columns hold one of the tuples".
+
+        On PostgreSQL one column is compared with ``= ANY`` of one array parameter: a short
+        statement that psycopg can prepare once, where an ``IN`` list of a thousand
+        parameters is parsed again on every execution.
+        """
+        if len(columns) == 1 and self.engine.dialect.name == "postgresql":
+            column = columns[0]
+            if not isinstance(column.type, sa.types.NullType | ARRAY):
+                array = sa.bindparam(None, [v[0] for v in values], type_=ARRAY(column.type))
+                within: sa.ColumnElement[bool] = column == sa.any_(array)
+                return within
+        return _matches(columns, values)
+
+    def _update(
+        self,
+        conn: sa.Connection,
+        plan: _Plan,
+        location: SqlLocation,
+        position: Mapping[_Col, int],
+        rows: Sequence[sa.Row[Any]],
+        values: Mapping[_Col, Any],
+    ) -> None:
+        keys = [tuple(row[position[c]] for c in plan.key) for row in rows]
+        with self._step(f"anonymising {location.table}"):
+            for chunk in _chunks(keys, _per_statement(plan.key)):
+                stmt = sa.update(plan.table).where(self._in(plan.key, chunk)).values(values)
+                conn.execute(stmt)
+
+    def _anonymised(self, plan: _Plan, location: SqlLocation) -> dict[_Col, Any]:
+        """Given a location, return its anonymise columns with their typed new values.
+
+        Raise LocationInvalid if it has none, or one is unknown, a key column, NOT NULL but
+        to be NULL, unique but to hold one fixed value, or given a value it cannot hold.
+        """
+        name = location.table
+        problems: list[str] = []
+        if not location.anonymise:
+            problems.append(
+                f"location {name!r} has no columns to anonymise: list them under 'anonymise'"
+            )
+        keys = {c.name for c in (*plan.key, *plan.table.primary_key.columns)}
+        values: dict[_Col, Any] = {}
+        for spelled, value in location.anonymise.items():
+            column = self._column(plan.table, name, spelled, "anonymise", problems)
+            if column is None:
+                continue
+            if column.name in keys:
+                problems.append(
+                    f"column {spelled!r} is part of the key of {name!r} and cannot be anonymised"
+                )
+                continue
+            try:
+                typed = _coerce(value, column)
+            except ValueError as err:
+                problems.append(f"anonymise value for column {spelled!r} of {name!r}: {err}")
+                continue
+            if typed is None and not column.nullable:
+                problems.append(
+                    f"column {spelled!r} of {name!r} is NOT NULL: give a fixed value, not null"
+                )
+            elif typed is not None and _unique(plan.table, column):
+                problems.append(
+                    f"column {spelled!r} of {name!r} is unique: one fixed value would clash "
+                    "from the second row on; use null"
+                )
+            else:
+                values[column] = typed
+        self._raise(problems)
+        return values
+
+    def _wanted(self, plan: _Plan, keys: Sequence[str]) -> _Index:
+        """Given item keys, return an index from their typed key values to the keys.
+
+        Raise LocationInvalid naming the keys that do not fit the location's key columns.
+        """
+        wanted = _Index()
+        problems: list[str] = []
+        integer = len(plan.key) == 1 and _python_type(plan.key[0]) is int
+        for key in dict.fromkeys(keys):
+            try:
+                if integer and key.isascii() and key.isdigit():  # the common case, quickly
+                    wanted.add((int(key),), key)
+                else:
+                    wanted.add(decode_key(key, plan.key), key)
+            except ValueError as err:
+                problems.append(f"item key {key!r}: {err}")
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise LocationInvalid(
+                self.system.id,
+                f"keys that do not fit the key of {plan.table.fullname!r}: "
+                + "; ".join(problems[:3])
+                + more,
+            )
+        return wanted
+
+    @contextmanager
+    def _step(self, doing: str, deleting: sa.Table | None = None) -> Iterator[None]:
+        """Turn a SQLAlchemy error in the block into _Failed, saying what was being done."""
+        try:
+            yield
+        except sa_exc.SQLAlchemyError as err:
+            failed = self._failed(err, doing)
+            if (
+                deleting is not None
+                and isinstance(err, sa_exc.IntegrityError)
+                and self.engine.dialect.name == "sqlite"
+            ):
+                # SQLite's message names no table; name those that can refer to the rows.
+                failed.message += self._referrers(deleting)
+            raise failed from err
+
+    def _referrers(self, table: sa.Table) -> str:
+        """Given a table, return a remark naming the tables with a foreign key to it."""
+        try:
+            with self.engine.connect() as conn:
+                inspector = sa.inspect(conn)
+                found = [
+                    name
+                    for name in inspector.get_table_names(table.schema)
+                    for fk in inspector.get_foreign_keys(name, table.schema)
+                    if fk["referred_table"] == table.name
+                ]
+        except sa_exc.SQLAlchemyError:
+            return ""  # only a hint: the failure itself is already reported
+        names = ", ".join(dict.fromkeys(found))
+        return f" (tables with a foreign key to {table.name}: {names})" if names else ""
+
+    def _failed(self, err: sa_exc.SQLAlchemyError, doing: str) -> _Failed:
+        disconnected = isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated
+        about_the_item = isinstance(err, sa_exc.IntegrityError | sa_exc.DataError)
+        return _Failed(f"{doing}: {self._reason(err)}", disconnected, about_the_item)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -779,6 +1212,14 @@ def _postgresql_read_only(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
     cursor.close()
     dbapi_connection.autocommit = autocommit
+
+
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite enforces FOREIGN KEY constraints only on connections that ask for it: without
+    # this a delete would leave the rows of an undeclared dependent pointing at nothing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
 
 
 def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
@@ -970,6 +1411,32 @@ class _Reader:
         )
 
 
+class _Failed(Exception):
+    """A transaction of ``act`` failed and was rolled back; ``message`` is redacted.
+
+    ``disconnected``: the connection was lost. ``about_the_item``: the database refused the
+    change for the rows' data (a constraint), not for the state of the database.
+    """
+
+    def __init__(self, message: str, disconnected: bool, about_the_item: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.disconnected = disconnected
+        self.about_the_item = about_the_item
+
+
+def _per_statement(columns: Sequence[_Col]) -> int:
+    """Given the columns an IN list matches, return how many value tuples one statement takes."""
+    return max(1, min(BATCH, _MAX_PARAMETERS // max(1, len(columns))))
+
+
+def _unique(table: sa.Table, column: _Col) -> bool:
+    """Given a table and one of its columns, return whether the column alone must be unique."""
+    sets = [i.columns for i in table.indexes if i.unique]
+    sets += [c.columns for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
+    return bool(column.unique) or any(len(cols) == 1 and column.name in cols for cols in sets)
+
+
 class _Index:
     """Maps values read back from the database to what was asked for.
 
@@ -979,7 +1446,7 @@ class _Index:
 
     def __init__(self) -> None:
         self._exact: dict[tuple[Any, ...], list[Any]] = {}
-        self._loose: dict[tuple[Any, ...], list[Any]] = {}
+        self._loose: dict[tuple[Any, ...], list[Any]] | None = None  # built on the first miss
 
     @staticmethod
     def _loosen(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -987,14 +1454,20 @@ class _Index:
 
     def add(self, values: tuple[Any, ...], target: Any) -> None:
         self._exact.setdefault(values, []).append(target)
-        self._loose.setdefault(self._loosen(values), []).append(target)
+        self._loose = None
 
     def keys(self) -> list[tuple[Any, ...]]:
         return list(self._exact)
 
     def get(self, values: tuple[Any, ...]) -> list[Any]:
         found = self._exact.get(values)
-        return found if found is not None else self._loose.get(self._loosen(values), [])
+        if found is not None:
+            return found
+        if self._loose is None:
+            self._loose = {}
+            for exact, targets in self._exact.items():
+                self._loose.setdefault(self._loosen(exact), []).extend(targets)
+        return self._loose.get(self._loosen(values), [])
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:

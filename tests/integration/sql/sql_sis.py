@@ -15,6 +15,7 @@ id  number created_at       left_on    enrolments (end_date)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -170,6 +171,20 @@ def build(engine: sa.Engine) -> None:
                 {"student_id": 3, "logged_in_at": datetime(2024, 10, 1, 8), "ip": "10.0.0.3"},
             ],
         )
+
+
+def add_students(engine: sa.Engine, ids: Iterable[int]) -> None:
+    """Given new student ids, add those students, each with one enrolment and one grade."""
+    ids = list(ids)
+    with engine.begin() as conn:
+        conn.execute(
+            students.insert(), [_student(n, datetime(2010, 1, 1), None, f"P{n}") for n in ids]
+        )
+        conn.execute(
+            enrolments.insert(),
+            [_enrolment(n, n, "regular", date(2010, 9, 1), date(2014, 7, 1)) for n in ids],
+        )
+        conn.execute(grades.insert(), [{"id": n, "student_id": n, "grade": 7} for n in ids])
 
 
 def _student(id_: int, created: datetime | None, left: date | None, name: str) -> dict[str, object]:
