@@ -53,7 +53,7 @@ def test_demo_ropa_is_valid(sweeper: Run) -> None:
     """The demo RoPA exits 0 with a one-line summary and nothing on stderr."""
     result = sweeper("validate", str(DEMO))
     assert (result.returncode, result.stderr) == (0, "")
-    assert f"{DEMO}: valid: 5 activities, 3 systems, 1 events, 0 warning(s)" in result.stdout
+    assert f"{DEMO}: valid: 6 activities, 3 systems, 1 events, 0 warning(s)" in result.stdout
 
 
 def test_invalid_ropa_prints_every_problem_and_exits_2(sweeper: Run, tmp_path: Path) -> None:
@@ -179,6 +179,7 @@ def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], where: str)
         "array": list,
         "string": str,
         "integer": int,
+        "number": (int, float),
         "boolean": bool,
         "null": type(None),
     }
