@@ -220,9 +220,28 @@ def plans(obj: _Context, limit: int) -> None:
 
     store = Store.open(obj.settings.state_database_url)
     try:
-        table = Table("plan", "created", "by", "items", "due", "legacy", "complete", "ropa")
+        from sweeper.approve import decisions
+
+        table = Table(
+            "plan",
+            "created",
+            "by",
+            "items",
+            "due",
+            "legacy",
+            "held",
+            "complete",
+            "decisions",
+            "ropa",
+        )
         for p in store.plans(limit):
             totals = p["summary"].get("totals", {})
+            found = decisions(store, p["id"])
+            verdicts = ", ".join(
+                f"{d.decision} by {d.by}"
+                + ("" if str(d.scope) == "the whole plan" else f" ({d.scope})")
+                for d in found
+            )
             table.add_row(
                 p["id"],
                 p["created_at"].strftime("%Y-%m-%d %H:%M"),
@@ -230,7 +249,9 @@ def plans(obj: _Context, limit: int) -> None:
                 str(p["item_count"]),
                 str(totals.get("due", 0)),
                 str(totals.get("legacy_due", 0)),
+                str(totals.get("held", 0)),
                 "yes" if p["complete"] else ("building" if p["state"] == "building" else "no"),
+                verdicts or "awaiting approval",
                 p["ropa_path"],
             )
         console.print(table)
@@ -393,29 +414,34 @@ def execute(obj: _Context, plan_id: str, ropa_path: Path | None, actor: str | No
     finally:
         store.close()
     table = Table(title=f"plan {result.plan_id}, run {result.run_id}", title_justify="left")
-    for col in (
-        "activity",
-        "system",
-        "location",
-        "action",
-        "done",
-        "skipped",
-        "failed",
-        "review",
-        "earlier",
-        "outcome",
-    ):
-        table.add_column(col)
+    for col in ("location", "action", "done", "skipped", "failed", "review", "earlier", "outcome"):
+        table.add_column(
+            col,
+            justify="right"
+            if col in ("done", "skipped", "failed", "review", "earlier")
+            else "left",
+        )
+    waiting = []
     for loc in result.locations:
+        if loc.outcome == "not_approved":
+            waiting.append(loc)
+            continue
         table.add_row(
-            loc.activity,
-            loc.system,
             loc.label,
             loc.action,
             *(str(loc.counts[k]) for k in ("done", "skipped", "failed", "review", "already")),
-            loc.outcome + (f": {_escape(loc.reason)}" if loc.reason else ""),
+            loc.outcome if loc.outcome == "executed" else f"[red]{loc.outcome}[/]",
         )
     console.print(table)
+    for loc in result.locations:
+        if loc.reason and loc.outcome != "not_approved":
+            console.print(f"{_escape(loc.label)}: {loc.outcome}: {_escape(loc.reason)}")
+    if waiting:
+        console.print(
+            f"not approved, so not acted on: {', '.join(_escape(w.label) for w in waiting)}"
+        )
+    if result.purged:
+        console.print(f"{result.purged} quarantined item(s) purged after their restore period")
     if not result.ok:
         sys.exit(1)
 

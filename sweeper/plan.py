@@ -520,7 +520,7 @@ class _Builder:
             "created_at": datetime.now(UTC),
             "created_by": self.options.created_by,
             "clock": self.now,
-            "ropa_path": str(self.loaded.path),
+            "ropa_path": str(self.loaded.path.resolve()),
             "ropa_digest": self.loaded.digest,
             "content_hash": "",
             "state": state,
