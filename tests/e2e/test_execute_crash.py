@@ -1,10 +1,11 @@
 """Execution survives kill -9 at any point: re-running finishes the plan, acting once per item.
 
-The SIS is a real SQLite database with FOREIGN KEY constraints; `sweeper execute` runs as a
-subprocess with small batches and is killed with SIGKILL after a random delay, again and again,
-then run to completion. Afterwards every due student is gone with all dependent rows, every
-other row is untouched, the journal holds exactly one finished entry per due item, the audit
-log holds exactly one item_done record per due item, and `sweeper audit verify` passes.
+The SIS is a real SQLite, PostgreSQL or MariaDB database with FOREIGN KEY constraints;
+`sweeper execute` runs as a subprocess with small batches and is killed with SIGKILL after a
+random delay, again and again, then run to completion. Afterwards every due student is gone
+with all dependent rows, every other row is untouched, the journal holds exactly one finished
+entry per due item, the audit log holds exactly one item_done record per due item, and
+`sweeper audit verify` passes.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from conftest import Run
 
 STUDENTS = 240
@@ -29,7 +34,7 @@ ROPA = """
 controller: {name: School, contact: {name: Office}, dpo: {name: FG}}
 timezone: UTC
 systems:
-  - {id: sis, name: SIS, kind: sql, owner: IT, connection: {url: "sqlite:///sis.db"}}
+  - {id: sis, name: SIS, kind: sql, owner: IT, connection: {url: "URL"}}
 events:
   - {id: left, system: sis, table: enrolments, subject: student_id, date: end_date}
 activities:
@@ -55,39 +60,102 @@ activities:
 """
 
 
-def build_sis(path: Path) -> None:
-    db = sqlite3.connect(path)
-    db.executescript(
-        """
-        PRAGMA foreign_keys = ON;
-        CREATE TABLE students (id INTEGER PRIMARY KEY, name TEXT);
-        CREATE TABLE enrolments (id INTEGER PRIMARY KEY,
-            student_id INTEGER NOT NULL REFERENCES students(id), end_date DATE);
-        CREATE TABLE grades (id INTEGER PRIMARY KEY,
-            student_id INTEGER NOT NULL REFERENCES students(id), grade REAL);
-        CREATE TABLE grade_comments (id INTEGER PRIMARY KEY,
-            grade_id INTEGER NOT NULL REFERENCES grades(id), comment TEXT);
-        """
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def sis_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty SIS database on each real backend, dropped afterwards."""
+    name = f"sweeper_crash_{secrets.token_hex(4)}"
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sis.db'}"
+        return
+    if request.param == "postgresql":
+        admin_url, url = (
+            "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+            (f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"),
+        )
+        start = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+    else:
+        admin_url, url = (
+            "mysql+pymysql://root@127.0.0.1:3306/test",
+            (f"mysql+pymysql://root@127.0.0.1:3306/{name}"),
+        )
+        start = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as err:
+        pytest.fail(f"{request.param} is not answering on 127.0.0.1 ({err}); start it: {start}")
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            force = " WITH (FORCE)" if request.param == "postgresql" else ""
+            conn.execute(sa.text(f"DROP DATABASE {name}{force}"))
+        admin.dispose()
+
+
+def build_sis(url: str) -> None:
+    metadata = sa.MetaData()
+    students = sa.Table(
+        "students",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(50)),
     )
-    for n in range(STUDENTS):
-        sid = 1000 + n
-        db.execute("INSERT INTO students VALUES (?, ?)", (sid, f"pupil {n}"))
-        end = None if n in STILL_ENROLLED else "2015-07-15"
-        db.execute("INSERT INTO enrolments (student_id, end_date) VALUES (?, ?)", (sid, end))
-        for g in range(2):
-            cur = db.execute("INSERT INTO grades (student_id, grade) VALUES (?, ?)", (sid, 6 + g))
-            db.execute(
-                "INSERT INTO grade_comments (grade_id, comment) VALUES (?, ?)",
-                (cur.lastrowid, "ok"),
-            )
-    db.commit()
-    db.close()
+    enrolments = sa.Table(
+        "enrolments",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("student_id", sa.Integer, sa.ForeignKey("students.id"), nullable=False),
+        sa.Column("end_date", sa.Date),
+    )
+    grades = sa.Table(
+        "grades",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("student_id", sa.Integer, sa.ForeignKey("students.id"), nullable=False),
+        sa.Column("grade", sa.Float),
+    )
+    comments = sa.Table(
+        "grade_comments",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("grade_id", sa.Integer, sa.ForeignKey("grades.id"), nullable=False),
+        sa.Column("comment", sa.String(50)),
+    )
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    left = __import__("datetime").date(2015, 7, 15)
+    with engine.begin() as conn:
+        conn.execute(
+            students.insert(), [{"id": 1000 + n, "name": f"pupil {n}"} for n in range(STUDENTS)]
+        )
+        conn.execute(
+            enrolments.insert(),
+            [
+                {"student_id": 1000 + n, "end_date": None if n in STILL_ENROLLED else left}
+                for n in range(STUDENTS)
+            ],
+        )
+        conn.execute(
+            grades.insert(),
+            [
+                {"id": 2 * n + g, "student_id": 1000 + n, "grade": 6 + g}
+                for n in range(STUDENTS)
+                for g in range(2)
+            ],
+        )
+        conn.execute(
+            comments.insert(),
+            [{"grade_id": 2 * n + g, "comment": "ok"} for n in range(STUDENTS) for g in range(2)],
+        )
+    engine.dispose()
 
 
-def test_kill_9_at_random_points_then_finish(sweeper: Run, tmp_path: Path) -> None:
+def test_kill_9_at_random_points_then_finish(sweeper: Run, tmp_path: Path, sis_url: str) -> None:
     """After repeated kill -9 mid-execution, a final run acts on every due item exactly once."""
-    build_sis(tmp_path / "sis.db")
-    (tmp_path / "ropa.yaml").write_text(ROPA)
+    build_sis(sis_url)
+    (tmp_path / "ropa.yaml").write_text(ROPA.replace("URL", sis_url))
     planned = sweeper("plan", "--ropa", "ropa.yaml")
     assert planned.returncode == 0, planned.stderr
     [report] = (tmp_path / "state" / "reports").glob("plan-*.json")
@@ -121,17 +189,23 @@ def test_kill_9_at_random_points_then_finish(sweeper: Run, tmp_path: Path) -> No
     assert final.returncode == 0, final.stdout + final.stderr
     assert kills >= 3, "the runs finished before they could be killed: make the data larger"
 
-    db = sqlite3.connect(tmp_path / "sis.db")
-    remaining = {r[0] for r in db.execute("SELECT id FROM students")}
-    assert remaining == {1000 + n for n in STILL_ENROLLED}
-    for table in ("enrolments", "grades"):
-        orphans = db.execute(
-            f"SELECT COUNT(*) FROM {table} WHERE student_id NOT IN (SELECT id FROM students)"
-        ).fetchone()[0]
-        assert orphans == 0
-    assert db.execute("SELECT COUNT(*) FROM grades").fetchone()[0] == 2 * len(remaining)
-    assert db.execute("SELECT COUNT(*) FROM grade_comments").fetchone()[0] == 2 * len(remaining)
-    db.close()
+    engine = sa.create_engine(sis_url)
+    with engine.connect() as db:
+        remaining = {r[0] for r in db.execute(sa.text("SELECT id FROM students"))}
+        assert remaining == {1000 + n for n in STILL_ENROLLED}
+        for table in ("enrolments", "grades"):
+            orphans = db.execute(
+                sa.text(
+                    f"SELECT COUNT(*) FROM {table} "
+                    "WHERE student_id NOT IN (SELECT id FROM students)"
+                )
+            ).scalar_one()
+            assert orphans == 0
+        assert db.execute(sa.text("SELECT COUNT(*) FROM grades")).scalar_one() == 2 * len(remaining)
+        assert db.execute(sa.text("SELECT COUNT(*) FROM grade_comments")).scalar_one() == 2 * len(
+            remaining
+        )
+    engine.dispose()
 
     state = sqlite3.connect(tmp_path / "state" / "state.db")
     journal = dict(
