@@ -220,3 +220,67 @@ def test_kill_9_at_random_points_then_finish(sweeper: Run, tmp_path: Path, sis_u
     assert done == Counter({seq: 1 for seq in due})
     verified = sweeper("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+FILES_ROPA = """
+controller: {name: School, contact: {name: Office}, dpo: {name: FG}}
+timezone: UTC
+systems:
+  - {id: share, name: Share, kind: fileshare, owner: IT, connection: {root: share}}
+activities:
+  - id: exports
+    name: Old exports
+    retention: {period: P1Y, clock: modified, action: delete, limits: {max_fraction: 1}}
+    locations:
+      - {system: share, include: ["**/*.csv"]}
+"""
+
+
+def test_kill_9_while_deleting_files_then_finish(sweeper: Run, tmp_path: Path) -> None:
+    """After repeated kill -9 while deleting files, a final run deletes each due file once."""
+    share = tmp_path / "share"
+    old = time.time() - 3 * 365 * 86400
+    due, kept = set(), set()
+    for n in range(400):
+        path = share / f"dept{n % 7}" / f"export {n:04d}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("id;name\n")
+        if n % 3:
+            os.utime(path, (old, old))
+            due.add(path)
+        else:
+            kept.add(path)
+    (tmp_path / "ropa.yaml").write_text(FILES_ROPA)
+    assert sweeper("plan", "--ropa", "ropa.yaml").returncode == 0
+    [report] = (tmp_path / "state" / "reports").glob("plan-*.json")
+    plan = json.loads(report.read_text())
+    plan_id = plan["plan"]["id"]
+    seqs = {i["seq"] for i in plan["items"] if i["status"] == "due"}
+    assert len(seqs) == len(due)
+    assert sweeper("approve", plan_id, "--by", "fg").returncode == 0
+    env = {
+        **os.environ,
+        "SWEEPER_STATE_DIR": str(tmp_path / "state"),
+        "SWEEPER_EXECUTE_BATCH_SIZE": "9",
+    }
+    rng = random.Random(4)
+    for _ in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sweeper", "execute", plan_id],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.4, 1.4))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = sweeper("execute", plan_id, extra_env={"SWEEPER_EXECUTE_BATCH_SIZE": "9"})
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert not any(p.exists() for p in due)
+    assert all(p.exists() for p in kept)
+    shown = sweeper("audit", "show", "--plan", plan_id, "--event", "item_done", "--format", "json")
+    done = Counter(r["details"]["seq"] for r in json.loads(shown.stdout))
+    assert done == Counter({seq: 1 for seq in seqs})
+    assert sweeper("audit", "verify").returncode == 0
