@@ -653,26 +653,32 @@ def _act_on_quarantine(
         finally:
             connector.close()
         state = "restored" if action == "restore" else "purged"
-        with store.engine.begin() as conn:
-            for row in group:
-                outcome = outcomes.get(row["item_key"])
-                ok = outcome is not None and outcome.status in ("done", "gone")
-                audit.append(
-                    f"item_{state}" if ok else f"{action}_failed",
-                    actor,
-                    plan_id=row["plan_id"],
-                    seq=row["seq"],
-                    location=label,
-                    key_ref=audit.subject_ref(row["item_key"]),
-                    reason=None if ok or outcome is None else outcome.message,
+        records, succeeded = [], []
+        for row in group:
+            outcome = outcomes.get(row["item_key"])
+            ok = outcome is not None and outcome.status in ("done", "gone")
+            records.append(
+                {
+                    "event": f"item_{state}" if ok else f"{action}_failed",
+                    "plan_id": row["plan_id"],
+                    "seq": row["seq"],
+                    "location": label,
+                    "key_ref": audit.subject_ref(row["item_key"]),
+                    "reason": None if ok or outcome is None else outcome.message,
+                }
+            )
+            if ok:
+                succeeded.append(row["id"])
+        # Audit first, then the state (never append inside an open state-store transaction).
+        audit.append_many(records, actor=actor)
+        if succeeded:
+            with store.engine.begin() as conn:
+                conn.execute(
+                    quarantine.update()
+                    .where(quarantine.c.id.in_(succeeded))
+                    .values(state=state, changed_at=now, changed_by=actor)
                 )
-                if ok:
-                    count += 1
-                    conn.execute(
-                        quarantine.update()
-                        .where(quarantine.c.id == row["id"])
-                        .values(state=state, changed_at=now, changed_by=actor)
-                    )
+        count += len(succeeded)
     return count
 
 

@@ -222,3 +222,28 @@ def test_audit_records_the_whole_story(estate: Estate) -> None:
     assert "item_done" in story.stdout and "fg" in story.stdout
     raw = b"".join(p.read_bytes() for p in (estate.root / "state" / "audit").glob("*.jsonl"))
     assert f'"{student}"'.encode() not in raw
+
+
+def test_quarantine_is_purged_after_its_restore_period(estate: Estate) -> None:
+    """Once quarantine_for has passed, restore refuses and the next execution purges."""
+    text = estate.ropa.read_text().replace(
+        "      action: quarantine\n", "      action: quarantine\n      quarantine_for: PT1S\n"
+    )
+    assert "quarantine_for: PT1S" in text
+    estate.ropa.write_text(text)
+    plan = estate.plan()
+    pid = plan["plan"]["id"]
+    first = estate.items(plan, "pupil-home-folders")[0]["key"]
+    estate.run("approve", pid, "--by", "fg", "--only", "activity=pupil-home-folders")
+    assert estate.run("execute", pid).returncode == 0
+    assert (estate.dir / "quarantine" / first).exists()
+    time.sleep(1.5)
+    late = estate.run("restore", pid, "--by", "fg", "--item", first)
+    assert late.returncode == 1 and "could be restored only until" in late.stderr
+    again = estate.run("execute", pid)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "purged" in again.stdout
+    assert not (estate.dir / "quarantine" / first).exists()
+    assert not (estate.dir / "share" / first).exists()
+    shown = estate.run("audit", "show", "--event", "item_purged", "--format", "json")
+    assert len(json.loads(shown.stdout)) == len(estate.items(plan, "pupil-home-folders"))
