@@ -44,8 +44,8 @@ Acting (``lookup`` re-reads items by key exactly as ``scan`` reads them; ``act``
   timeout, a lost connection), each item is tried again in a transaction of its own, so an item
   is deleted whole or not at all and one bad item fails alone;
 * SQLite connections turn ``PRAGMA foreign_keys`` on, which SQLite otherwise leaves off;
-* on PostgreSQL a list of keys is one array parameter (``= ANY(…)``), so each statement is
-  short and prepared once, and the DELETEs return what they deleted per item.
+* keys are matched in the way each database finds a thousand of them fastest (see ``_in``);
+  on PostgreSQL the DELETEs also return what they deleted per item.
 
 Streaming without a usable index: psycopg and PyMySQL read through a server-side cursor, and
 SQL Server's ODBC driver streams by default; MariaDB's ODBC driver holds the whole result in
@@ -1018,18 +1018,49 @@ class SqlConnector(Connector):
     def _in(
         self, columns: Sequence[sa.ColumnElement[Any]], values: Sequence[tuple[Any, ...]]
     ) -> sa.ColumnElement[bool]:
-        """Given columns and value tuples, return "the columns hold one of the tuples".
+        """Given columns and value tuples, return "the columns hold one of the tuples", written
+        so that each database finds a thousand tuples through the index quickly.
 
-        On PostgreSQL one column is compared with ``= ANY`` of one array parameter: a short
-        statement that psycopg can prepare once, where an ``IN`` list of a thousand
-        parameters is parsed again on every execution.
+        * PostgreSQL: each column's values are one array parameter, ``= ANY(…)`` or
+          ``IN (SELECT unnest(…), unnest(…))``: a short statement that psycopg prepares once
+          (a thousand ``OR``-ed pairs take PostgreSQL over 100 ms to plan);
+        * SQLite: ``IN (SELECT * FROM (VALUES …))`` for several columns (a plain row-value
+          ``IN`` list scans the table, and a thousand ``OR``-ed pairs exceed its expression
+          depth);
+        * MySQL and MariaDB: a row-value ``IN`` list (ten times faster than ``OR``);
+        * others (SQL Server has no row values): ``OR`` of ``AND``.
         """
-        if len(columns) == 1 and self.engine.dialect.name == "postgresql":
-            column = columns[0]
-            if not isinstance(column.type, sa.types.NullType | ARRAY):
-                array = sa.bindparam(None, [v[0] for v in values], type_=ARRAY(column.type))
-                within: sa.ColumnElement[bool] = column == sa.any_(array)
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql" and not any(
+            isinstance(c.type, sa.types.NullType | ARRAY) for c in columns
+        ):
+            arrays = [
+                sa.bindparam(None, [v[i] for v in values], type_=ARRAY(c.type))
+                for i, c in enumerate(columns)
+            ]
+            if len(columns) == 1:
+                within: sa.ColumnElement[bool] = columns[0] == sa.any_(arrays[0])
                 return within
+            return sa.tuple_(*columns).in_(sa.select(*(sa.func.unnest(a) for a in arrays)))
+        if len(columns) == 1:
+            return _matches(columns, values)
+        if dialect == "sqlite":
+            rows = ", ".join(
+                "(" + ", ".join(f":v{i}_{j}" for j in range(len(columns))) + ")"
+                for i in range(len(values))
+            )
+            # Only generated placeholders go into this text; the values are bound with the
+            # columns' types. (SQLAlchemy's own VALUES names its columns, which SQLite refuses.)
+            listed = sa.text(f"SELECT * FROM (VALUES {rows})").bindparams(  # noqa: S608
+                *(
+                    sa.bindparam(f"v{i}_{j}", value, type_=column.type)
+                    for i, row in enumerate(values)
+                    for j, (column, value) in enumerate(zip(columns, row, strict=True))
+                )
+            )
+            return sa.tuple_(*columns).in_(listed.columns(*columns))
+        if dialect in ("mysql", "mariadb"):
+            return sa.tuple_(*columns).in_(values)
         return _matches(columns, values)
 
     def _update(

@@ -324,3 +324,25 @@ def test_act_gives_up_when_items_keep_failing_for_the_database(sis: Database) ->
         ):
             list(connector.act(ActRequest(where, "delete", ["3", "4", "5", "2"])))
     assert column(sis, students.c.id) == [1, 2, 3, 4, 5]
+
+
+def test_full_batches_of_composite_keys_are_deleted(sis: Database) -> None:
+    """1,200 composite keys (a full batch and more) are deleted with their dependents."""
+    days = [date.fromordinal(730000 + n) for n in range(1200)]
+    with sis.admin.begin() as conn:
+        conn.execute(attendance.insert(), [{"student_id": 3, "day": d} for d in days])
+        conn.execute(
+            attendance_notes.insert(),
+            [{"id": 100 + n, "student_id": 3, "day": d} for n, d in enumerate(days)],
+        )
+    where = location(
+        "attendance",
+        key=["student_id", "day"],
+        subject="student_id",
+        dependents=[{"table": "attendance_notes", "columns": ["student_id", "day"]}],
+    )
+    keys = [f'[3,"{d.isoformat()}"]' for d in days]
+    outcomes = act(sis, where, keys)
+    assert {o.status for o in outcomes.values()} == {"done"}
+    assert column(sis, attendance.c.student_id) == [1, 1, 2]
+    assert column(sis, attendance_notes.c.id) == [1, 2, 3]

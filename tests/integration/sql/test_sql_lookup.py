@@ -6,11 +6,11 @@ executor's re-verification may.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 from sql_databases import Database
-from sql_sis import CREATED, TZ, add_students, location, scan, students
+from sql_sis import CREATED, TZ, add_students, attendance, location, scan, students
 
 from connectors.base import ScannedItem
 from sweeper.errors import LocationInvalid
@@ -106,3 +106,13 @@ def test_lookup_refuses_a_key_that_does_not_fit(sis: Database) -> None:
     """A key that cannot be a value of the key column is an error naming it, not "gone"."""
     with pytest.raises(LocationInvalid, match="item key 'S001'"):
         lookup(sis, ["1", "S001"])
+
+
+def test_lookup_of_a_full_batch_of_composite_keys(sis: Database) -> None:
+    """1,200 composite keys are looked up, a full batch of them in one statement."""
+    days = [date.fromordinal(730000 + n) for n in range(1200)]
+    with sis.admin.begin() as conn:
+        conn.execute(attendance.insert(), [{"student_id": 3, "day": d} for d in days])
+    where = location("attendance", key=["student_id", "day"], subject="student_id")
+    keys = [f'[3,"{d.isoformat()}"]' for d in days]
+    assert sorted(lookup(sis, keys, where, ColumnClock(column="day"))) == sorted(keys)

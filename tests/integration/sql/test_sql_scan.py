@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sql_databases import POSTGRES, SQLITE, Database
-from sql_sis import TZ, attendance, location, scan, students
+from sql_sis import TZ, attendance, attendance_notes, location, scan, students
 
 from connectors.base import NotDueSummary
 from connectors.sql import BATCH, decode_key
@@ -151,6 +151,27 @@ def test_composite_foreign_key_dependents_are_counted(sis: Database) -> None:
         items, _ = scan(connector, where, ColumnClock(column="day"))
     counts = {key: item.details["dependents"]["attendance_notes"] for key, item in items.items()}
     assert counts == {'[1,"2019-01-07"]': 2, '[1,"2019-01-08"]': 0, '[2,"2019-01-07"]': 1}
+
+
+def test_composite_foreign_key_dependents_are_counted_over_full_pages(sis: Database) -> None:
+    """Dependents joined on a composite key are counted for pages of a thousand items."""
+    days = [date.fromordinal(730000 + n) for n in range(BATCH + 200)]
+    with sis.admin.begin() as conn:
+        conn.execute(attendance.insert(), [{"student_id": 3, "day": d} for d in days])
+        conn.execute(
+            attendance_notes.insert(),
+            [{"id": 100 + n, "student_id": 3, "day": d} for n, d in enumerate(days)],
+        )
+    where = location(
+        "attendance",
+        key=["student_id", "day"],
+        subject="student_id",
+        dependents=[{"table": "attendance_notes", "columns": ["student_id", "day"]}],
+    )
+    with sis.connector() as connector:
+        items, _ = scan(connector, where, ColumnClock(column="day"))
+    counts = [item.details["dependents"]["attendance_notes"] for item in items.values()]
+    assert sorted(counts) == [0] + [1] * (len(days) + 1) + [2]  # with the three SIS rows
 
 
 def test_references_name_other_parent_columns(sis: Database) -> None:
