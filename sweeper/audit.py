@@ -1298,8 +1298,13 @@ def _jsonable(value: Any, pseudonym: Any, key: str = "") -> Any:
         out: dict[str, Any] = {}
         for k, v in value.items():
             name = str(k)
+            kind = type(v)
             if name == "subject" and isinstance(v, str | int):
                 out["subject_ref"] = pseudonym(str(v))
+            elif (
+                v is None or kind is int or (kind is str and "@" not in v)
+            ) and not _is_secret_key(name):
+                out[name] = v  # the common case, without a call per value
             else:
                 out[name] = _jsonable(v, pseudonym, name)
         return out
@@ -1312,7 +1317,6 @@ def _jsonable(value: Any, pseudonym: Any, key: str = "") -> Any:
     return redact(str(value))
 
 
-@functools.lru_cache(maxsize=1024)
 @functools.lru_cache(maxsize=1024)
 def _is_secret_key(name: str) -> bool:
     return _SECRET_KEY.search(name) is not None
