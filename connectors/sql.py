@@ -904,14 +904,18 @@ class SqlConnector(Connector):
                         stmt = sa.select(*columns).where(self._in(plan.key, chunk))
                         rows += conn.execute(stmt.with_for_update()).all()
                 meets = [r for r in rows if not plan.where or r[len(selected)]]
-                details: list[dict[str, Any]]
+                details: list[Mapping[str, Any]]
                 if values is None:
                     counts = self._delete(conn, plan, location, position, meets)
-                    details = [{"rows": rows_deleted} for rows_deleted in counts]
+                    # Items with the same counts share one (read-only) mapping.
+                    shared: dict[tuple[tuple[str, int], ...], Mapping[str, Any]] = {}
+                    details = [
+                        shared.get(c) or shared.setdefault(c, {"rows": dict(c)}) for c in counts
+                    ]
                 else:
                     self._update(conn, plan, location, position, meets, values)
                     anonymised = sorted(c.name for c in values)
-                    details = [{"rows": {location.table: 1}, "columns": anonymised} for _ in meets]
+                    details = [{"rows": {location.table: 1}, "columns": anonymised}] * len(meets)
         except _Failed:
             raise
         except sa_exc.SQLAlchemyError as err:
@@ -937,13 +941,14 @@ class SqlConnector(Connector):
         location: SqlLocation,
         position: Mapping[_Col, int],
         rows: Sequence[sa.Row[Any]],
-    ) -> list[dict[str, int]]:
+    ) -> list[tuple[tuple[str, int], ...]]:
         """Given locked rows, delete them with their dependent rows, deepest dependents first.
 
-        Return per row the number of rows deleted from its table and each dependent table (the
-        location's own table first, named as the location names it): on PostgreSQL
-        read from the DELETEs (``RETURNING`` the column that leads to the row), elsewhere
-        counted by one grouped query per dependent table beforehand.
+        Return per row the number of rows deleted from its table and each dependent table, as
+        (table, count) pairs, the location's own table first, tables named as the location
+        names them. On PostgreSQL the counts are read from the DELETEs (``RETURNING`` the
+        column that leads to the row); elsewhere one grouped query per dependent table counts
+        them beforehand.
         """
         if not rows:
             return []
@@ -979,10 +984,11 @@ class SqlConnector(Connector):
         with self._step(f"deleting from {location.table}", plan.table):
             for chunk in _chunks(keys, _per_statement(plan.key)):
                 conn.execute(sa.delete(plan.table).where(self._in(plan.key, chunk)))
+        own = (location.table, 1)
         if not returning:
-            return [{location.table: 1, **dependents} for dependents in counted]
+            return [(own, *dependents.items()) for dependents in counted]
         tables = list(deleted.items())
-        return [{location.table: 1, **{name: n[i] for name, n in tables}} for i in range(len(rows))]
+        return [(own, *((name, n[i]) for name, n in tables)) for i in range(len(rows))]
 
     def _delete_chain(
         self, chain: Sequence[_Dependent], values: Sequence[tuple[Any, ...]]
@@ -1475,30 +1481,34 @@ class _Index:
     case-insensitive collations, where the database returns another spelling than was sent.
     """
 
+    # Targets are kept in tuples, not lists: a batch holds thousands, and tuples of plain
+    # values are left alone by the garbage collector.
+
     def __init__(self) -> None:
-        self._exact: dict[tuple[Any, ...], list[Any]] = {}
-        self._loose: dict[tuple[Any, ...], list[Any]] | None = None  # built on the first miss
+        self._exact: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._loose: dict[tuple[Any, ...], tuple[Any, ...]] | None = None  # on the first miss
 
     @staticmethod
     def _loosen(values: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(v.rstrip().casefold() if isinstance(v, str) else v for v in values)
 
     def add(self, values: tuple[Any, ...], target: Any) -> None:
-        self._exact.setdefault(values, []).append(target)
+        self._exact[values] = (*self._exact.get(values, ()), target)
         self._loose = None
 
     def keys(self) -> list[tuple[Any, ...]]:
         return list(self._exact)
 
-    def get(self, values: tuple[Any, ...]) -> list[Any]:
+    def get(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         found = self._exact.get(values)
         if found is not None:
             return found
         if self._loose is None:
             self._loose = {}
             for exact, targets in self._exact.items():
-                self._loose.setdefault(self._loosen(exact), []).extend(targets)
-        return self._loose.get(self._loosen(values), [])
+                loose = self._loosen(exact)
+                self._loose[loose] = (*self._loose.get(loose, ()), *targets)
+        return self._loose.get(self._loosen(values), ())
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:
