@@ -332,9 +332,15 @@ class _Runner:
                     self.loaded.base_dir / target.system.connection.quarantine_root
                 )
             by_key = {i["key"]: i for i in act}
-            outcomes: list[Outcome] = list(
-                connector.act(ActRequest(target.location, action, list(by_key), options))
-            )
+            outcomes: list[Outcome] = []
+            stopped: SweeperError | None = None
+            try:  # keep what was yielded before a connector gives up part-way
+                for outcome in connector.act(
+                    ActRequest(target.location, action, list(by_key), options)
+                ):
+                    outcomes.append(outcome)
+            except SweeperError as err:
+                stopped = err
             for outcome in outcomes:
                 item = by_key.pop(outcome.key)
                 state = "done" if outcome.status in ("done", "gone") else "failed"
@@ -342,8 +348,14 @@ class _Runner:
                 if outcome.status == "gone":
                     details["note"] = "already gone when acted on"
                 finished.append((item, state, outcome.message, details))
-            for item in by_key.values():  # a connector that forgot an item: not acted on
-                finished.append((item, "failed", "the connector reported no outcome", None))
+            if stopped is None:
+                for item in by_key.values():  # a connector that forgot an item: not acted on
+                    finished.append((item, "failed", "the connector reported no outcome", None))
+            # After a stop, items without an outcome stay pending: the next run re-verifies them.
+            self._finish(target, label, finished, approvers, result)
+            if stopped is not None:
+                raise stopped
+            return
         self._finish(target, label, finished, approvers, result)
 
     def _current_clocks(

@@ -32,12 +32,13 @@ class FakeConnector(Connector):
     requests: ClassVar[list[ScanRequest]] = []
     acted: ClassVar[list[tuple[str, str, str]]] = []  # (table, action, key), in order
     fail_keys: ClassVar[set[str]] = set()
+    stop_after: ClassVar[int | None] = None  # act raises after yielding this many outcomes
 
     @classmethod
     def reset(cls) -> None:
         cls.items, cls.findings, cls.events = {}, {}, {}
         cls.unreachable, cls.invalid_tables, cls.requests = set(), set(), []
-        cls.acted, cls.fail_keys = [], set()
+        cls.acted, cls.fail_keys, cls.stop_after = [], set(), None
 
     def check(self) -> None:
         if self.system.id in self.unreachable:
@@ -83,7 +84,9 @@ class FakeConnector(Connector):
             raise ActionUnsupported(self.system.id, "read-only connector (fake)")
         table = request.location.table
         items = self.items.get((self.system.id, table), [])
-        for key in request.keys:
+        for n, key in enumerate(request.keys):
+            if self.stop_after is not None and n >= self.stop_after:
+                raise SystemUnreachable(self.system.id, "connection lost (fake)")
             if key in self.fail_keys:
                 yield Outcome(key, "failed", "constraint violated (fake)")
                 continue

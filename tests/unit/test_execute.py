@@ -317,3 +317,20 @@ def _journal_reason(store: Store, plan_id: str, key: str) -> tuple[str, str | No
             )
         ).one()
     return row[0], row[1]
+
+
+def test_connector_stopping_part_way_keeps_what_was_done(env: Env) -> None:
+    """Outcomes yielded before a connector fails are journaled; the rest is finished later."""
+    plan_id = env.plan()
+    env.approve(plan_id)
+    FakeConnector.stop_after = 1
+    first = env.execute(plan_id)
+    grades = next(loc for loc in first.locations if loc.label == "sis:grades")
+    assert grades.outcome == "failed" and "connection lost" in (grades.reason or "")
+    assert acted("grades") == ["g1"]
+    assert _journal_reason(env.store, plan_id, "g1") == ("done", None)
+    assert _journal_reason(env.store, plan_id, "g2")[0] == "pending"
+    FakeConnector.stop_after = None
+    env.execute(plan_id)
+    assert acted("grades") == ["g1", "g2"]
+    assert _journal_reason(env.store, plan_id, "g2") == ("done", None)
