@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -28,6 +29,22 @@ TZ = ZoneInfo("Europe/Amsterdam")
 NOBODY = 65534
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# File names that every action must handle: bytes on POSIX, anything but '/' and NUL.
+NAMES = {
+    "space": b"homes/jan de vries/cv 2019.docx",
+    "nfc": unicodedata.normalize("NFC", "caf\u00e9.txt").encode(),
+    "nfd": unicodedata.normalize("NFD", "caf\u00e9.txt").encode(),
+    "newline": b"two\nlines.txt",
+    "tab-and-backslash": b"a\tb\\c.txt",
+    "invalid-utf8": b"oud-\xff\xfe-latin1-\xe9.txt",
+    "invalid-utf8-folder": b"map-\xe9/inner.txt",
+    "looks-escaped": b"!b64:aGVsbG8=",
+    "emoji": "\U0001f4da boeken.txt".encode(),
+    "bidi-override": "invoice\u202egpj.exe".encode(),
+    "leading-dash-and-dot": b"-rf/.profile",
+    "longest": b"n" * 255,
+}
+
 
 def ns(moment: datetime) -> int:
     """Given an aware datetime, return exact nanoseconds since the epoch."""
@@ -39,18 +56,29 @@ def no_credentials(name: str) -> SecretStr:
 
 
 def connector(
-    root: str | Path, workers: int = 0, base_dir: Path | None = None
+    root: str | Path,
+    workers: int = 0,
+    base_dir: Path | None = None,
+    *,
+    read_only: bool = True,
+    quarantine_root: str | Path | None = None,
 ) -> FileShareConnector:
-    """Return a connector for a share at ``root`` (relative roots resolve in ``base_dir``)."""
+    """Return a connector for a share at ``root`` (relative roots resolve in ``base_dir``);
+    with ``read_only=False`` one that may act.
+    """
     system = FileShareSystem(
         id="share",
         name="File server",
         kind="fileshare",
-        connection=FileShareConnection(root=str(root)),
+        connection=FileShareConnection(
+            root=str(root),
+            quarantine_root=None if quarantine_root is None else str(quarantine_root),
+        ),
     )
     context = ConnectorContext(
         base_dir=base_dir or Path("/"),
         credential=no_credentials,
+        read_only=read_only,
         options={"walk_workers": workers},
     )
     return FileShareConnector(system, context)

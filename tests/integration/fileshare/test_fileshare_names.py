@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 import pytest
-from fileshare_tree import ScanFn, Share
+from fileshare_tree import NAMES, ScanFn, Share
 
 from connectors.fileshare import KEY_PREFIX, decode_key, display_key
-
-NAMES = {
-    "space": b"homes/jan de vries/cv 2019.docx",
-    "nfc": unicodedata.normalize("NFC", "caf\u00e9.txt").encode(),
-    "nfd": unicodedata.normalize("NFD", "caf\u00e9.txt").encode(),
-    "newline": b"two\nlines.txt",
-    "tab-and-backslash": b"a\tb\\c.txt",
-    "invalid-utf8": b"oud-\xff\xfe-latin1-\xe9.txt",
-    "invalid-utf8-folder": b"map-\xe9/inner.txt",
-    "looks-escaped": b"!b64:aGVsbG8=",
-    "emoji": "\U0001f4da boeken.txt".encode(),
-    "bidi-override": "invoice\u202egpj.exe".encode(),
-    "leading-dash-and-dot": b"-rf/.profile",
-    "longest": b"n" * 255,
-}
 
 
 @pytest.mark.parametrize("raw", list(NAMES.values()), ids=list(NAMES))
