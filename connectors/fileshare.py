@@ -65,6 +65,64 @@ Items
     hard link says so in ``details`` (``{"hard_links": 2}``): deleting one name of it does
     not delete its data.
 
+Looking up
+    ``lookup`` re-reads items by key just before acting. Each path is resolved from the root
+    one component at a time: every folder is opened relative to its parent with
+    ``O_NOFOLLOW | O_DIRECTORY`` and the file itself is only ``lstat``-ed by name relative
+    to its folder, so a folder swapped for a link after the plan was made (to outside the
+    share or within it) ends the lookup: the key is absent. So is a key whose file is gone or
+    is no longer a regular file, a key the location's patterns no longer cover, and a key
+    that no scan makes (``..``, empty segments, a ``!b64:`` key for a path that is valid
+    UTF-8). An item found is built as the scan builds it: same key, subject, clock (None for
+    an event clock) and fingerprint. The most recently used folders stay open for the rest
+    of the batch, so keys in walk order open each folder once.
+
+Acting
+    ``act`` resolves paths as ``lookup`` does, on both sides: in the share and in the
+    quarantine, no symbolic link is ever followed, and a key whose folder is a link is
+    ``failed`` and left alone. A connector in a dry run (``read_only``) refuses every action.
+
+    ``delete`` unlinks the file by name from its folder (never a folder, never what a link
+    points to); a file with other hard links says so, as its data stays. ``quarantine`` moves
+    the file to ``quarantine_root/<its relative path>``, making the missing folders there
+    with mode 0700, and keeps the file's bytes, mtime, atime and mode (and owner, as root).
+    ``restore`` moves it back to its path in the share, and ``purge`` unlinks it from the
+    quarantine. ``delete`` and ``quarantine`` act only on files the location's patterns
+    cover; ``restore`` and ``purge`` act on whatever the quarantine holds under the key, so a
+    changed RoPA never strands a file there.
+
+    Moves never replace anything: one ``renameat2(RENAME_NOREPLACE)``; where a file system
+    lacks it (NFS), a hard link then an unlink; where hard links fail too, a check then a
+    rename (replacing is possible only in the moment between the two). Across file systems
+    the file is copied under a partial name in the destination folder, fsync-ed, given its
+    name (never replacing), the folder fsync-ed, and only then is the source unlinked; a
+    source that changes meanwhile is left in place and the copy removed. Something already at
+    the destination makes the item ``failed`` (``quarantine``: "already in the quarantine",
+    ``restore``: "a file exists at the original path"), unless it is the very file or an
+    exact copy (same size, mtime and bytes), which is what a crash in the middle of a move
+    leaves behind: then the source is removed and the move is complete. A quarantined file
+    keeps exactly its key's path, with no suffix, so ``restore`` and ``purge`` find it by the
+    key alone; a second file with the same path cannot be quarantined until the first is
+    restored or purged. The quarantine root must exist (a missing one is an unmounted disk
+    more often than a new setup, and is not made) and must lie outside the share root, and
+    the share root outside it.
+
+    Folders: ``delete`` and ``purge`` remove the folders that they leave empty (the file's
+    folder and its parents, up to but never including the root; ``rmdir`` removes only an
+    empty folder), because a folder's name is often personal data too (``homes/jan de
+    vries``). ``quarantine`` leaves the share's folders in place, so that ``restore`` puts
+    the file back into its folder with the folder's owner, permissions and ACLs; ``purge``
+    removes them once they are empty. ``restore`` removes the quarantine folders it empties
+    and remakes a share folder that disappeared meanwhile with mode 0700 (the outcome says
+    so). Folders made for a move that failed are removed again.
+
+    Outcomes: ``gone`` when the file (or a folder on its path) no longer exists; ``failed``
+    with the reason when it is not a regular file, a folder on its path is a link, the
+    destination is taken, or the system refuses (permission denied, busy, …); the next key
+    goes on. Unlinks and same-file-system renames are not fsync-ed: a power cut may undo
+    one, and the next scan then finds the file again, but nothing is ever lost. Not carried
+    across file systems: extended attributes and ACLs.
+
 Performance
     A scan with a cutoff counts files that are not yet due (``NotDueSummary``) instead of
     yielding them, comparing raw nanosecond time stamps: no datetime, no key and no regex is
@@ -92,6 +150,8 @@ import dataclasses
 import errno
 import functools
 import gc
+import hashlib
+import heapq
 import marshal
 import operator
 import os
@@ -105,20 +165,27 @@ import weakref
 import zlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
-from stat import S_ISREG
+from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any, ClassVar, Final
 
 from connectors.base import (
+    ActRequest,
     Connector,
     ConnectorContext,
     LocationModel,
     NotDueSummary,
+    Outcome,
     ScanFinding,
     ScannedItem,
     ScanOutput,
     ScanRequest,
 )
-from sweeper.errors import ConnectorError, LocationInvalid, SystemUnreachable
+from sweeper.errors import (
+    ActionUnsupported,
+    ConnectorError,
+    LocationInvalid,
+    SystemUnreachable,
+)
 from sweeper.ropa.model import (
     Clock,
     ColumnClock,
@@ -413,6 +480,29 @@ class Selection:
         if self.files is not None and self.files.fullmatch(path) is None:
             return False
         return self.exclude_files is None or self.exclude_files.fullmatch(path) is None
+
+    def enters(self, path: str) -> bool:
+        """Given a directory's relative path (no trailing ``/``), return whether the walk
+        enters it.
+        """
+        if self.dirs is not None and self.dirs.fullmatch(path) is None:
+            return False
+        return self.exclude_dirs is None or self.exclude_dirs.fullmatch(path) is None
+
+    def covers(self, path: str) -> bool:
+        """Given a relative file path, return whether a scan yields it: it is selected and
+        the walk enters every directory above it.
+        """
+        if not self.selects(path):
+            return False
+        if self.dirs is None and self.exclude_dirs is None:
+            return True
+        end = path.find("/")
+        while end >= 0:
+            if not self.enters(path[:end]):
+                return False
+            end = path.find("/", end + 1)
+        return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -793,10 +883,7 @@ class _Walker:
         selection = self.plan.selection
         if selection.dirs is None and selection.exclude_dirs is None:
             return True
-        text = _text(path)
-        if selection.dirs is not None and selection.dirs.fullmatch(text) is None:
-            return False
-        return selection.exclude_dirs is None or selection.exclude_dirs.fullmatch(text) is None
+        return selection.enters(_text(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -989,6 +1076,576 @@ class _Items:
 
 
 # ---------------------------------------------------------------------------------------------
+# Looking items up and acting on them
+#
+# Both resolve a key from an open root one component at a time: every folder is opened
+# relative to its parent with O_NOFOLLOW | O_DIRECTORY and the file itself is only lstat-ed,
+# unlinked or renamed by name relative to its folder's fd. A symbolic link swapped in for any
+# folder after the plan was made therefore ends the lookup there: nothing outside the root is
+# ever reached, on the share's side or on the quarantine's.
+
+_ACTIONS: Final = ("delete", "quarantine", "restore", "purge")
+_OPEN_DIRS: Final = 64  # folder fds one lookup or act keeps open, the most recently used
+_FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_PARTIAL: Final = b".ropa-sweeper-partial-"  # a copy being made, before it gets its name
+_RENAME_NOREPLACE: Final = 1  # from <linux/fs.h>
+
+# A folder is named by its path below a root as bytes, b"" for the root itself.
+
+
+class _Refused(Exception):
+    """An item is not acted on: ``status`` is ``gone`` or ``failed``, ``message`` says why."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _key_path(key: str) -> bytes | None:
+    """Given a key, return its path's bytes; None if no scan makes such a key: it does not
+    decode, is not in the one form ``encode_key`` gives, or has an empty, ``.`` or ``..``
+    segment or a NUL.
+    """
+    if key.startswith(KEY_PREFIX):
+        try:
+            raw = decode_key(key)
+        except ValueError:
+            return None
+        if encode_key(raw) != key:
+            return None
+    else:  # text that is not escaped is always encode_key's form of its UTF-8
+        try:
+            raw = key.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    wrapped = b"/" + raw + b"/"
+    if b"//" in wrapped or b"/./" in wrapped or b"/../" in wrapped or b"\0" in raw:
+        return None
+    return raw
+
+
+def _shown(path: bytes) -> str:
+    return display_key(encode_key(path))
+
+
+def _kind(st: os.stat_result) -> str:
+    """Given a stat, return what kind of entry it is, for a message."""
+    mode = st.st_mode
+    if S_ISDIR(mode):
+        return "a folder"
+    if S_ISLNK(mode):
+        return "a symbolic link"
+    if S_ISREG(mode):
+        return "a file"
+    return "a FIFO, socket or device"
+
+
+def _lstat(name: bytes, folder: int) -> os.stat_result:
+    return os.stat(name, dir_fd=folder, follow_symlinks=False)
+
+
+def _regular(folder: int, name: bytes) -> os.stat_result:
+    """Given a folder fd and a name, return the name's lstat. Raise _Refused ``gone`` if it
+    does not exist, ``failed`` if it is not a regular file.
+    """
+    try:
+        st = _lstat(name, folder)
+    except FileNotFoundError as err:
+        raise _Refused("gone", "no longer exists") from err
+    if not S_ISREG(st.st_mode):
+        raise _Refused("failed", f"is now {_kind(st)}, not a regular file; left alone")
+    return st
+
+
+class _Tree:
+    """The folders below one open root (the share's or the quarantine's), opened one
+    component at a time without following a symbolic link.
+
+    Keeps the ``_OPEN_DIRS`` most recently used folders open, so a batch of keys in walk
+    order opens each folder once. An fd it returns is valid until the next call. Records the
+    folders it created and those from which files were removed (``emptied``), for ``prune``.
+    """
+
+    def __init__(self, root_fd: int, name: str) -> None:
+        self.root_fd = root_fd
+        self.name = name  # "share" or "quarantine"
+        self.fds: collections.OrderedDict[bytes, int] = collections.OrderedDict()
+        self.last = b""  # the folder used last, the most recent in fds
+        self.created: set[bytes] = set()
+        self.emptied: set[bytes] = set()
+
+    def close(self) -> None:
+        """Close every folder fd it opened and the root's."""
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+        os.close(self.root_fd)
+
+    def folder(self, path: bytes, create: bool = False) -> int:
+        """Given a folder's path, return an fd for it; with ``create``, make the folders
+        missing on the way with mode 0700. Raise _Refused: ``gone`` when (without
+        ``create``) a folder on the way does not exist or is no longer a folder, ``failed``
+        when one is a symbolic link or cannot be opened or created.
+        """
+        if not path:
+            return self.root_fd
+        fd = self.fds.get(path)
+        if fd is not None:
+            if path != self.last:  # keys come in walk order: mostly the same folder again
+                self.fds.move_to_end(path)
+                self.last = path
+            return fd
+        # Start from the deepest folder on the way that is open already.
+        start = path
+        while start:
+            start = start.rpartition(b"/")[0]
+            if start in self.fds:
+                break
+        fd = self.fds[start] if start else self.root_fd
+        end = len(start)
+        while end < len(path):
+            end = path.find(b"/", end + 1)
+            if end < 0:
+                end = len(path)
+            fd = self._open(fd, path[:end], create)
+        return fd
+
+    def _open(self, parent: int, path: bytes, create: bool) -> int:
+        name = path.rpartition(b"/")[2]
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError as err:
+            if not create:
+                raise _Refused("gone", f"folder {_shown(path)} no longer exists") from err
+            try:
+                os.mkdir(name, 0o700, dir_fd=parent)
+            except FileExistsError:
+                pass  # made meanwhile: open it as it is, below
+            except OSError as err2:
+                raise _Refused(
+                    "failed",
+                    f"folder {_shown(path)} cannot be created in the {self.name} ({_reason(err2)})",
+                ) from err2
+            else:
+                self.created.add(path)
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+            except OSError as err2:
+                raise self._refusal(parent, path, err2, create) from err2
+        except OSError as err:
+            raise self._refusal(parent, path, err, create) from err
+        self.fds[path] = fd
+        self.last = path
+        if len(self.fds) > _OPEN_DIRS:
+            os.close(self.fds.popitem(last=False)[1])
+        return fd
+
+    def _refusal(self, parent: int, path: bytes, err: OSError, create: bool) -> _Refused:
+        """Given why a folder could not be opened, return the _Refused that explains it."""
+        if err.errno in (errno.ENOTDIR, errno.ELOOP):
+            try:
+                st: os.stat_result | None = _lstat(path.rpartition(b"/")[2], parent)
+            except OSError:
+                st = None
+            if st is not None and S_ISLNK(st.st_mode):
+                return _Refused(
+                    "failed",
+                    f"{_shown(path)} in the {self.name} is a symbolic link, not a folder; "
+                    "not followed",
+                )
+            if not create:
+                return _Refused("gone", f"{_shown(path)} is no longer a folder")
+            return _Refused("failed", f"{_shown(path)} in the {self.name} is not a folder")
+        if err.errno == errno.ENOENT and not create:
+            return _Refused("gone", f"folder {_shown(path)} no longer exists")
+        return _Refused(
+            "failed", f"folder {_shown(path)} in the {self.name} cannot be opened ({_reason(err)})"
+        )
+
+    def prune(self) -> None:
+        """Remove the emptied and created folders that are empty now, deepest first, and
+        their parents that become empty; never the root. A folder that is not empty, or
+        cannot be removed, stays.
+        """
+        todo = {p for p in self.emptied | self.created if p}
+        heap = [(-p.count(b"/"), p) for p in todo]  # the deepest first
+        heapq.heapify(heap)
+        while heap:
+            _, path = heapq.heappop(heap)
+            up, _, name = path.rpartition(b"/")
+            try:
+                os.rmdir(name, dir_fd=self.folder(up))
+            except (_Refused, OSError):
+                continue
+            fd = self.fds.pop(path, None)
+            if fd is not None:
+                os.close(fd)
+            if up and up not in todo:
+                todo.add(up)
+                heapq.heappush(heap, (-up.count(b"/"), up))
+        self.emptied.clear()
+        self.created.clear()
+
+
+# Moving a file without replacing what is at the destination. renameat2(RENAME_NOREPLACE)
+# does it in one step; file systems without it (NFS) get a hard link then an unlink, which
+# also fails rather than replace; where neither works (no hard links, or links refused to a
+# user who does not own the file) a check for the name, then rename: replacing stays
+# possible only in the moment between the two.
+
+
+class _Unsupported(Exception):
+    """This way of renaming cannot be used here: try the next."""
+
+
+@functools.cache
+def _libc_renameat2() -> Callable[..., int] | None:
+    """Return libc's renameat2, or None where there is none (not Linux, or an old libc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    c_int, c_path = ctypes.c_int, ctypes.c_char_p
+    function.argtypes = [c_int, c_path, c_int, c_path, ctypes.c_uint]
+    function.restype = c_int
+    return function
+
+
+def _renameat2(src_dir: int, src: bytes, dst_dir: int, dst: bytes) -> None:
+    function = _libc_renameat2()
+    if function is None:
+        raise _Unsupported
+    if function(src_dir, src, dst_dir, dst, _RENAME_NOREPLACE) == 0:
+        return
+    import ctypes
+
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        raise _Unsupported
+    raise OSError(code, os.strerror(code))  # EEXIST makes a FileExistsError, and so on
+
+
+def _link_then_unlink(src_dir: int, src: bytes, dst_dir: int, dst: bytes) -> None:
+    try:
+        os.link(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir, follow_symlinks=False)
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EMLINK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise _Unsupported from err
+        raise
+    try:
+        os.unlink(src, dir_fd=src_dir)
+    except FileNotFoundError:
+        return  # the source went meanwhile: the new name may be the data's last, keep it
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(dst, dir_fd=dst_dir)
+        raise
+
+
+def _check_then_rename(src_dir: int, src: bytes, dst_dir: int, dst: bytes) -> None:
+    try:
+        _lstat(dst, dst_dir)
+    except FileNotFoundError:
+        os.rename(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+        return
+    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+
+
+_RENAMES: tuple[Callable[[int, bytes, int, bytes], None], ...] = (
+    _renameat2,
+    _link_then_unlink,
+    _check_then_rename,
+)
+
+
+def _rename_noreplace(src_dir: int, src: bytes, dst_dir: int, dst: bytes) -> None:
+    """Rename a name in one folder to a name in another. Raise FileExistsError if the
+    destination exists (it is never replaced), OSError with EXDEV across file systems.
+    """
+    for rename in _RENAMES:
+        try:
+            rename(src_dir, src, dst_dir, dst)
+        except _Unsupported:
+            continue
+        return
+    raise OSError(errno.ENOTSUP, "no way to rename without replacing works here")
+
+
+def _same_content(src_dir: int, src: bytes, dst_dir: int, dst: bytes) -> bool:
+    """Given two regular files by folder fd and name, return whether their bytes are equal."""
+    a = os.open(src, _FILE_FLAGS, dir_fd=src_dir)
+    try:
+        b = os.open(dst, _FILE_FLAGS, dir_fd=dst_dir)
+        try:
+            while True:
+                chunk = os.read(a, 1 << 20)
+                other = os.read(b, len(chunk) or 1)
+                while len(other) < len(chunk):  # a short read: read the rest of the chunk
+                    more = os.read(b, len(chunk) - len(other))
+                    if not more:
+                        return False
+                    other += more
+                if chunk != other:
+                    return False
+                if not chunk:
+                    return True
+        finally:
+            os.close(b)
+    finally:
+        os.close(a)
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns) == (
+        b.st_dev,
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Move:
+    """One file to move from a folder of one tree to the same name in a folder of another."""
+
+    src_dir: int
+    dst_dir: int
+    name: bytes
+    st: os.stat_result  # the source's lstat, a regular file
+    partial: bytes  # the name of the copy being made across file systems
+    occupied: str  # why the move fails when something else is at the destination
+
+    def run(self) -> str:
+        """Move the file; return ``renamed``, ``copied`` (across file systems) or
+        ``completed`` (the destination already held this file, as an interrupted move
+        leaves it: the source was removed). Raise _Refused ``failed`` if something else is
+        at the destination, OSError if the move fails; either way nothing has changed.
+        """
+        try:
+            _rename_noreplace(self.src_dir, self.name, self.dst_dir, self.name)
+        except FileExistsError:
+            return self.settle()
+        except OSError as err:
+            if err.errno != errno.EXDEV:
+                raise
+        else:
+            return "renamed"
+        try:
+            _lstat(self.name, self.dst_dir)
+        except FileNotFoundError:
+            pass
+        else:
+            return self.settle()
+        try:
+            self.copy()
+        except FileExistsError:
+            return self.settle()
+        return "copied"
+
+    def settle(self) -> str:
+        """The destination is taken: remove the source if the destination is the same file
+        (one inode under two names, as a crash after the hard link leaves it) or an exact
+        copy (same size, mtime and bytes, as a crash after a copy leaves it); else refuse.
+        """
+        try:
+            there = _lstat(self.name, self.dst_dir)
+        except FileNotFoundError as err:
+            raise _Refused(
+                "failed", "the destination changed during the move; left in place"
+            ) from err
+        st = self.st
+        same = (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino) or (
+            S_ISREG(there.st_mode)
+            and (there.st_size, there.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+            and _same_content(self.src_dir, self.name, self.dst_dir, self.name)
+        )
+        if not same:
+            raise _Refused("failed", f"{self.occupied} ({_kind(there)}); not overwritten")
+        self.unlink_source()
+        return "completed"
+
+    def copy(self) -> None:
+        """Copy the file across file systems (bytes, mtime, atime, mode, and owner when
+        running as root) under a partial name, fsync it, give it its name (never replacing),
+        fsync the folder, then unlink the source. Raise _Refused if the source is replaced
+        or changes meanwhile, FileExistsError if the name got taken; nothing changes then.
+        """
+        src_fd = os.open(self.name, _FILE_FLAGS, dir_fd=self.src_dir)
+        try:
+            before = os.fstat(src_fd)
+            if not _same_file(before, self.st) or not S_ISREG(before.st_mode):
+                raise _Refused("failed", "was replaced during the move; left in place")
+            # One partial name per key: a copy that a crash interrupted is replaced, not kept.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.partial, dir_fd=self.dst_dir)
+            flags = (
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+            )
+            dst_fd = os.open(self.partial, flags, 0o600, dir_fd=self.dst_dir)
+            try:
+                try:
+                    _copy_data(src_fd, dst_fd)
+                    if not _same_file(os.fstat(src_fd), before):
+                        raise _Refused("failed", "changed while being copied; left in place")
+                    if os.geteuid() == 0:
+                        with contextlib.suppress(OSError):  # a mount that squashes root, say
+                            os.fchown(dst_fd, before.st_uid, before.st_gid)
+                    os.fchmod(dst_fd, S_IMODE(before.st_mode))
+                    os.utime(dst_fd, ns=(before.st_atime_ns, before.st_mtime_ns))
+                    os.fsync(dst_fd)
+                finally:
+                    os.close(dst_fd)
+                _rename_noreplace(self.dst_dir, self.partial, self.dst_dir, self.name)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.partial, dir_fd=self.dst_dir)
+                raise
+            _fsync_dir(self.dst_dir)  # the copy is on disk under its name before the source goes
+            try:
+                self.unlink_source()
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.name, dir_fd=self.dst_dir)
+                raise
+        finally:
+            os.close(src_fd)
+
+    def unlink_source(self) -> None:
+        """Unlink the source if it is still the file examined. Raise _Refused if not."""
+        try:
+            now = _lstat(self.name, self.src_dir)
+        except FileNotFoundError:
+            return
+        if not _same_file(now, self.st):
+            raise _Refused("failed", "was replaced during the move; left in place")
+        os.unlink(self.name, dir_fd=self.src_dir)
+
+
+def _copy_data(src_fd: int, dst_fd: int) -> None:
+    while chunk := os.read(src_fd, 1 << 20):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst_fd, view) :]
+
+
+def _fsync_dir(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as err:  # some network file systems cannot sync a folder
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+
+
+def _partial_name(path: bytes) -> bytes:
+    return _PARTIAL + hashlib.sha256(path).hexdigest()[:32].encode()
+
+
+class _Acting:
+    """One act request's trees and the action on one item at a time."""
+
+    def __init__(
+        self, share: _Tree | None, quarantine: _Tree | None, selection: Selection | None
+    ) -> None:
+        self.share, self.quarantine = share, quarantine
+        everything = selection is None or selection == Selection(None, None, None, None)
+        self.selection = None if everything else selection
+
+    def covered(self, path: bytes) -> None:
+        """Raise _Refused if the location's patterns do not cover the path."""
+        if self.selection is not None and not self.selection.covers(
+            path.decode("utf-8", "surrogateescape")
+        ):
+            raise _Refused(
+                "failed", "the location's include and exclude patterns do not cover it; left alone"
+            )
+
+    def delete(self, path: bytes) -> tuple[str | None, dict[str, Any] | None]:
+        # Runs once per file of a batch: _regular and covered are written out here.
+        share = self.share
+        assert share is not None
+        if self.selection is not None:
+            self.covered(path)
+        where, _, name = path.rpartition(b"/")
+        folder = share.folder(where)
+        try:
+            st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            if not S_ISREG(st.st_mode):
+                raise _Refused("failed", f"is now {_kind(st)}, not a regular file; left alone")
+            os.unlink(name, dir_fd=folder)
+        except FileNotFoundError as err:
+            raise _Refused("gone", "no longer exists") from err
+        share.emptied.add(where)
+        if st.st_nlink > 1:
+            return (
+                f"its data stays under {st.st_nlink - 1} other name(s) (hard links)",
+                {"hard_links": st.st_nlink},
+            )
+        return None, None
+
+    def quarantine_one(self, path: bytes) -> tuple[str | None, dict[str, Any] | None]:
+        assert self.share is not None and self.quarantine is not None
+        self.covered(path)
+        where, _, name = path.rpartition(b"/")
+        src = self.share.folder(where)
+        st = _regular(src, name)
+        dst = self.quarantine.folder(where, create=True)
+        how = _Move(
+            src,
+            dst,
+            name,
+            st,
+            _partial_name(path),
+            "something is already in the quarantine at this path",
+        ).run()
+        return _moved(how), {"quarantined_to": encode_key(path), "moved": how}
+
+    def restore(self, path: bytes) -> tuple[str | None, dict[str, Any] | None]:
+        assert self.share is not None and self.quarantine is not None
+        where, _, name = path.rpartition(b"/")
+        src = self.quarantine.folder(where)
+        st = _regular(src, name)
+        created = len(self.share.created)
+        dst = self.share.folder(where, create=True)
+        how = _Move(
+            src, dst, name, st, _partial_name(path), "a file exists at the original path"
+        ).run()
+        self.quarantine.emptied.add(where)
+        message = _moved(how)
+        if len(self.share.created) > created:
+            message = (message + "; " if message else "") + (
+                "its folder was gone and was made again with mode 0700: set its permissions"
+            )
+        return message, {"moved": how}
+
+    def purge(self, path: bytes) -> tuple[str | None, dict[str, Any] | None]:
+        assert self.quarantine is not None
+        where, _, name = path.rpartition(b"/")
+        folder = self.quarantine.folder(where)
+        _regular(folder, name)
+        try:
+            os.unlink(name, dir_fd=folder)
+        except FileNotFoundError as err:
+            raise _Refused("gone", "no longer exists") from err
+        self.quarantine.emptied.add(where)
+        if self.share is not None:  # the folders that quarantine left for a restore
+            self.share.emptied.add(where)
+        return None, None
+
+
+def _moved(how: str) -> str | None:
+    if how == "copied":
+        return "copied to another file system, then removed"
+    if how == "completed":
+        return "the destination already held this file (an interrupted move): source removed"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # The connector
 
 
@@ -1001,6 +1658,7 @@ class FileShareConnector(Connector):
     def __init__(self, system: FileShareSystem, context: ConnectorContext) -> None:
         super().__init__(system, context)
         self._scans: weakref.WeakSet[Generator[ScanOutput, None, None]] = weakref.WeakSet()
+        self._acts: weakref.WeakSet[Generator[Outcome, None, None]] = weakref.WeakSet()
 
     @property
     def root(self) -> str:
@@ -1103,9 +1761,183 @@ class FileShareConnector(Connector):
         return stream
 
     def close(self) -> None:
-        """Stop the scans still running (their worker processes too) and close their files."""
+        """Stop the scans still running (their worker processes too) and the acts, and close
+        their files.
+        """
         for stream in list(self._scans):
             stream.close()
+        for acting in list(self._acts):
+            acting.close()
+
+    # -- lookup and act -------------------------------------------------------------------------
+
+    def lookup(
+        self, location: LocationModel, clock: Clock, tz: tzinfo, keys: Sequence[str]
+    ) -> dict[str, ScannedItem]:
+        """Given item keys, return the items that still exist, read as ``scan`` reads them.
+
+        Each path is resolved from the root one folder at a time without following a link,
+        and its file is only lstat-ed. An item has the key, subject, clock (None for an event
+        clock), fingerprint, size and details that a scan would give it now. Absent are keys
+        whose file is gone, is not a regular file, lies below a folder that is a link (or is
+        not a folder, or cannot be opened), or that the location's patterns no longer cover,
+        and keys that no scan makes. Works on a read-only connector. Raise LocationInvalid if
+        the location does not fit (see ``prepare``), SystemUnreachable if the root cannot be
+        opened.
+        """
+        location = self._location(location)
+        self.prepare(location, clock)
+        items = _Items(location, ScanRequest(location=location, clock=clock, tz=tz))
+        selection = Selection.compile(location.include, location.exclude)
+        stat_clock = _stat_clock(clock) if isinstance(clock, str) else None
+        root_fd, _ = self._open_root()
+        tree = _Tree(root_fd, "share")
+        found: dict[str, ScannedItem] = {}
+        try:
+            for key in keys:
+                raw = _key_path(key)
+                if raw is None or not selection.covers(raw.decode("utf-8", "surrogateescape")):
+                    continue
+                where, _, name = raw.rpartition(b"/")
+                try:
+                    st = _lstat(name, tree.folder(where))
+                except (_Refused, OSError):
+                    continue
+                if not S_ISREG(st.st_mode):
+                    continue
+                record = (
+                    _ITEM,
+                    os.fsdecode(raw),
+                    st.st_size,
+                    f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}",
+                    None if stat_clock is None else stat_clock(st),
+                    st.st_nlink,
+                )
+                found[key] = items.item(record)
+        finally:
+            tree.close()
+        return found
+
+    def act(self, request: ActRequest) -> Iterator[Outcome]:
+        """Delete, quarantine, restore or purge files; return an iterator of one Outcome per
+        distinct key, in the order of the keys.
+
+        ``delete`` unlinks each file; ``quarantine`` moves it to the quarantine root under
+        the same relative path; ``restore`` moves it from there back to the share; ``purge``
+        unlinks it from the quarantine. See the module docstring for the rules.
+
+        Everything is checked before the first change: raise ActionUnsupported on a
+        read-only connector, for another action, or when a quarantine action has no
+        quarantine root; LocationInvalid when the quarantine root and the share root lie one
+        inside the other. When iterated, raise SystemUnreachable if a root cannot be opened.
+        """
+        action = request.action
+        if self.context.read_only:
+            raise ActionUnsupported(
+                self.system.id, f"cannot {action}: the connector is read-only (dry run)"
+            )
+        if action not in _ACTIONS:
+            why = " (a file cannot be anonymised: delete or quarantine it)"
+            raise ActionUnsupported(
+                self.system.id,
+                f"a file share cannot {action!r} files: it can delete, quarantine, restore or "
+                "purge them" + (why if action == "anonymise" else ""),
+            )
+        location = self._location(request.location)
+        quarantine = None if action == "delete" else self._quarantine_root(request, action)
+        selection = (
+            Selection.compile(location.include, location.exclude)
+            if action in ("delete", "quarantine")
+            else None
+        )
+        stream = self._act(action, list(dict.fromkeys(request.keys)), selection, quarantine)
+        self._acts.add(stream)
+        return stream
+
+    def _quarantine_root(self, request: ActRequest, action: str) -> str:
+        """Return the quarantine root's real path. Raise ActionUnsupported if there is none,
+        LocationInvalid if it lies inside the share root or holds it.
+        """
+        configured = request.options.get("quarantine_root", self.system.connection.quarantine_root)
+        if configured is None:
+            raise ActionUnsupported(
+                self.system.id,
+                f"cannot {action}: the system has no connection.quarantine_root to keep "
+                "quarantined files in",
+            )
+        real = os.path.realpath(os.path.join(self.context.base_dir, configured))
+        share = os.path.realpath(self.root)
+        if _inside(real, share):
+            raise LocationInvalid(
+                self.system.id,
+                f"quarantine root {configured} lies inside the share root {self.root}: "
+                "quarantined files would still be in the share; choose a folder outside it",
+            )
+        if _inside(share, real):
+            raise LocationInvalid(
+                self.system.id,
+                f"quarantine root {configured} holds the share root {self.root}: a "
+                "quarantined file could land back in the share; choose a folder outside it",
+            )
+        return real
+
+    def _open_quarantine(self, real: str) -> _Tree:
+        try:
+            fd = os.open(real, _DIR_FLAGS)
+        except OSError as err:
+            raise SystemUnreachable(
+                self.system.id,
+                f"quarantine root {real} is not a folder that can be opened ({_reason(err)}); "
+                "it must exist",
+            ) from err
+        return _Tree(fd, "quarantine")
+
+    def _act(
+        self,
+        action: str,
+        keys: list[str],
+        selection: Selection | None,
+        quarantine_root: str | None,
+    ) -> Generator[Outcome, None, None]:
+        trees: list[_Tree] = []
+        try:
+            quarantine = share = None
+            if quarantine_root is not None:
+                quarantine = self._open_quarantine(quarantine_root)
+                trees.append(quarantine)
+            if action == "purge":
+                # Only to remove the folders a quarantine left for a restore: optional.
+                with contextlib.suppress(SystemUnreachable):
+                    share = _Tree(self._open_root()[0], "share")
+            else:
+                share = _Tree(self._open_root()[0], "share")
+            if share is not None:
+                trees.append(share)
+            acting = _Acting(share, quarantine, selection)
+            handler = {
+                "delete": acting.delete,
+                "quarantine": acting.quarantine_one,
+                "restore": acting.restore,
+                "purge": acting.purge,
+            }[action]
+            for key in keys:
+                path = _key_path(key)
+                if path is None:
+                    yield Outcome(key, "failed", "not a key that a scan of a file share makes")
+                    continue
+                try:
+                    message, details = handler(path)
+                except _Refused as refused:
+                    yield Outcome(key, refused.status, refused.message)
+                except OSError as err:
+                    yield Outcome(key, "failed", f"{action} failed: {_reason(err)}")
+                else:
+                    yield Outcome(key, "done", message, details)
+            for tree in trees:
+                tree.prune()
+        finally:
+            for tree in trees:
+                tree.close()
 
     def _stream(self, plan: _WalkPlan, items: _Items) -> Generator[ScanOutput, None, None]:
         root_fd, root_real = self._open_root()
