@@ -685,10 +685,10 @@ class _RichProgress:
 
 @contextmanager
 def _progress() -> Iterator[Any]:
-    from sweeper.plan import _NoProgress
+    from sweeper.plan import NoProgress
 
     if not err_console.is_terminal:
-        yield _NoProgress()
+        yield NoProgress()
         return
     with Progress(
         SpinnerColumn(),

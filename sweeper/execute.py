@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -40,7 +40,7 @@ from sweeper.approve import Coverage, PlanRefused, check_usable, decisions
 from sweeper.audit import AuditLog
 from sweeper.errors import SweeperError
 from sweeper.holds import HoldIndex
-from sweeper.plan import DUE, LEGACY_DUE, Target, targets_of
+from sweeper.plan import DUE, LEGACY_DUE, NoProgress, Progress, Target, targets_of
 from sweeper.retention import due_date
 from sweeper.ropa.load import LoadedRopa
 from sweeper.ropa.model import EventClock, FileShareSystem, Limits
@@ -50,23 +50,6 @@ from sweeper.store import Store, journal, quarantine
 log = structlog.get_logger("sweeper.execute")
 
 FINISHED = frozenset({"done", "skipped", "failed", "review"})
-
-
-class Progress(Protocol):
-    def start(self, label: str, total: int) -> None: ...
-    def advance(self, count: int) -> None: ...
-    def finish(self, label: str, outcome: str) -> None: ...
-
-
-class _NoProgress:
-    def start(self, label: str, total: int) -> None:
-        pass
-
-    def advance(self, count: int) -> None:
-        pass
-
-    def finish(self, label: str, outcome: str) -> None:
-        pass
 
 
 @dataclass
@@ -103,7 +86,7 @@ class ExecutionResult:
 class ExecuteOptions:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     actor: str = field(default_factory=getpass.getuser)
-    progress: Progress = field(default_factory=_NoProgress)
+    progress: Progress = field(default_factory=NoProgress)
 
 
 def execute(

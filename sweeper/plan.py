@@ -131,14 +131,14 @@ def targets_of(ropa: Ropa) -> Iterator[Target]:
 
 
 class Progress(Protocol):
-    """What the plan builder tells a progress display."""
+    """What the plan builder and the executor tell a progress display."""
 
-    def start(self, label: str) -> None: ...
+    def start(self, label: str, total: int | None = None) -> None: ...
     def advance(self, count: int) -> None: ...
     def finish(self, label: str, outcome: str) -> None: ...
 
 
-class _NoProgress:
+class NoProgress:
     def start(self, label: str, total: int | None = None) -> None:
         pass
 
@@ -166,7 +166,7 @@ class PlanOptions:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     list_not_due: bool = False
     created_by: str = field(default_factory=getpass.getuser)
-    progress: Progress = field(default_factory=_NoProgress)
+    progress: Progress = field(default_factory=NoProgress)
     connectors: Callable[[str], type[Connector]] = connector_class
     reports_dir: Path | None = None
 

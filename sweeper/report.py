@@ -12,7 +12,7 @@ import csv
 import json
 import shutil
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
@@ -288,7 +288,3 @@ def human_bytes(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
