@@ -43,11 +43,14 @@ def quarantine(tmp_path: Path) -> Path:
 def other_fs_quarantine(tmp_path: Path) -> Iterator[Path]:
     """A quarantine root on another file system than the share (tmpfs in /dev/shm)."""
     if not os.path.isdir("/dev/shm"):
-        pytest.skip("no /dev/shm")
+        pytest.fail("no /dev/shm: the cross-file-system quarantine test needs a tmpfs there")
     base = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="quarantine-"))
     if os.stat(base).st_dev == os.stat(tmp_path).st_dev:
         shutil.rmtree(base)
-        pytest.skip("/dev/shm is on the same file system as the temporary folder")
+        pytest.fail(
+            "/dev/shm is on the same file system as the temporary folder: this test "
+            "needs a quarantine root on another file system"
+        )
     yield base
     shutil.rmtree(base)
 
