@@ -653,9 +653,12 @@ def demo(directory: Path) -> None:
     console.print(f"demo estate built in {directory}/ (RoPA: {ropa_path})\n")
     settings = load_settings(None, state_dir=directory / "state")
     result, _ = run_plan(settings, ropa_path)
-    console.print(
-        "\nNothing was changed: this was a dry run. Open the reports above, or run "
-        f"`sweeper --state-dir {directory / 'state'} plans`."
+    click.echo(
+        "\nNothing was changed: this was a dry run. To try the rest of the cycle on the demo:\n"
+        f"  sweeper --state-dir {directory / 'state'} approve {result.plan_id} --by YOU "
+        "--only activity=exports\n"
+        f"  sweeper --state-dir {directory / 'state'} execute {result.plan_id}\n"
+        f"  sweeper --state-dir {directory / 'state'} audit show"
     )
     if not result.complete:
         sys.exit(1)
