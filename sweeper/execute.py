@@ -493,10 +493,12 @@ class _Runner:
                     for i, state, reason, _ in finished
                 ],
             )
-            quarantined = [
+            quarantined = [  # not items that vanished before they could be moved
                 i
-                for i, state, _, _ in finished
-                if state == "done" and target.rule.action.value == "quarantine"
+                for i, state, _, d in finished
+                if state == "done"
+                and target.rule.action.value == "quarantine"
+                and not (d and d.get("note") == "already gone when acted on")
             ]
             if quarantined:
                 until = target.rule.quarantine_for.add_to(self.now)
@@ -595,7 +597,7 @@ def restore(
     context = ConnectorContext(
         base_dir=loaded.base_dir, credential=settings.credential, read_only=False
     )
-    return _act_on_quarantine(
+    restored = _act_on_quarantine(
         loaded.ropa,
         loaded,
         context,
@@ -606,6 +608,12 @@ def restore(
         by,
         now,
     )
+    if restored < len(rows):
+        raise SweeperError(
+            f"{restored} of {len(rows)} item(s) restored; `sweeper audit show --event "
+            "restore_failed` says why the others were not"
+        )
+    return restored
 
 
 def _act_on_quarantine(
@@ -637,16 +645,20 @@ def _act_on_quarantine(
             continue
         root = target.system.connection.quarantine_root
         options = {"quarantine_root": loaded.base_dir / root} if root else {}
-        connector = connector_class(target.system.kind)(target.system, context)
         try:
-            outcomes = {
-                o.key: o
-                for o in connector.act(
-                    ActRequest(target.location, action, [r["item_key"] for r in group], options)
-                )
-            }
-        finally:
-            connector.close()
+            connector = connector_class(target.system.kind)(target.system, context)
+            try:
+                outcomes = {
+                    o.key: o
+                    for o in connector.act(
+                        ActRequest(target.location, action, [r["item_key"] for r in group], options)
+                    )
+                }
+            finally:
+                connector.close()
+        except SweeperError as err:  # one unreachable system must not stop the others
+            audit.append(f"{action}_failed", actor, location=label, reason=str(err))
+            continue
         state = "restored" if action == "restore" else "purged"
         records, succeeded = [], []
         for row in group:
