@@ -653,12 +653,15 @@ def demo(directory: Path) -> None:
     console.print(f"demo estate built in {directory}/ (RoPA: {ropa_path})\n")
     settings = load_settings(None, state_dir=directory / "state")
     result, _ = run_plan(settings, ropa_path)
+    program = sys.argv[0] if Path(sys.argv[0]).name == "sweeper" else "sweeper"
+    if Path(program).is_absolute() and Path(program).is_relative_to(Path.cwd()):
+        program = str(Path(program).relative_to(Path.cwd()))
+    state = f"{program} --state-dir {directory / 'state'}"
     click.echo(
         "\nNothing was changed: this was a dry run. To try the rest of the cycle on the demo:\n"
-        f"  sweeper --state-dir {directory / 'state'} approve {result.plan_id} --by YOU "
-        "--only activity=exports\n"
-        f"  sweeper --state-dir {directory / 'state'} execute {result.plan_id}\n"
-        f"  sweeper --state-dir {directory / 'state'} audit show"
+        f"  {state} approve {result.plan_id} --by YOU --only activity=exports\n"
+        f"  {state} execute {result.plan_id}\n"
+        f"  {state} audit show"
     )
     if not result.complete:
         sys.exit(1)
