@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 import click
 
-from sweeper.audit import AuditLog, default_actor
-from sweeper.settings import Settings
+if TYPE_CHECKING:  # imported when a command runs: `sweeper --help` needs no SQLAlchemy
+    from sweeper.audit import AuditLog
+    from sweeper.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,6 +85,7 @@ def _until(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
 
 @contextmanager
 def _opened(obj: _HasSettings) -> Iterator[AuditLog]:
+    from sweeper.audit import AuditLog
     from sweeper.store import Store
 
     settings = obj.settings
@@ -324,6 +326,8 @@ def prune(obj: _HasSettings, execute: bool, by: str | None) -> None:
                 + ("remove them with --execute" if paths else "nothing to remove")
             )
             return
+        from sweeper.audit import default_actor
+
         removed = log.prune(now, actor=by or default_actor())
     for path in removed:
         click.echo(f"removed {path}")

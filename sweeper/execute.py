@@ -23,6 +23,7 @@ execution purges those whose time is up.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import secrets
 from collections import Counter
@@ -129,6 +130,7 @@ class _Runner:
             base_dir=loaded.base_dir, credential=settings.credential, read_only=False
         )
         self.connectors: dict[str, Connector] = {}
+        self.event_sources: dict[str, Connector] = {}  # read-only, for events only
         self.acted_this_run = 0
         self.audited_done: set[int] | None = None
 
@@ -160,7 +162,7 @@ class _Runner:
                     continue
                 self._location(target, loc, due, result)
         finally:
-            for connector in self.connectors.values():
+            for connector in [*self.connectors.values(), *self.event_sources.values()]:
                 connector.close()
         outcome = ExecutionResult(self.plan_id, self.run_id, results, purged)
         self._audit(
@@ -348,13 +350,16 @@ class _Runner:
             return {key: item.clock for key, item in current.items()}
         event = self.ropa.event(target.clock.event)
         assert event is not None
-        source = self.connectors.get(event.system)
+        source = self.connectors.get(event.system) or self.event_sources.get(event.system)
         if source is None:
             system = self.ropa.system(event.system)
             assert system is not None
-            source = connector_class(system.kind)(system, self.context)
+            # Events are only read: a system that is not acted on is opened read-only.
+            source = connector_class(system.kind)(
+                system, dataclasses.replace(self.context, read_only=True)
+            )
             source.check()
-            self.connectors[event.system] = source
+            self.event_sources[event.system] = source  # never reused for acting
         subjects = sorted({i.subject for i in current.values() if i.subject is not None})
         dates = source.read_event(event, subjects, self.now, target.tz)
         return {
