@@ -44,7 +44,7 @@ from sweeper.holds import HoldIndex
 from sweeper.plan import DUE, LEGACY_DUE, NoProgress, Progress, Target, targets_of
 from sweeper.retention import due_date
 from sweeper.ropa.load import LoadedRopa
-from sweeper.ropa.model import EventClock, FileShareSystem, Limits
+from sweeper.ropa.model import EventClock, Limits, Ropa
 from sweeper.settings import Settings
 from sweeper.store import Store, journal, quarantine
 
@@ -308,21 +308,11 @@ class _Runner:
             act = []
         if act:
             self._journal_pending(act)
-            options: dict[str, Any] = {}
-            if (
-                isinstance(target.system, FileShareSystem)
-                and target.system.connection.quarantine_root
-            ):
-                options["quarantine_root"] = (
-                    self.loaded.base_dir / target.system.connection.quarantine_root
-                )
             by_key = {i["key"]: i for i in act}
             outcomes: list[Outcome] = []
             stopped: SweeperError | None = None
             try:  # keep what was yielded before a connector gives up part-way
-                for outcome in connector.act(
-                    ActRequest(target.location, action, list(by_key), options)
-                ):
+                for outcome in connector.act(ActRequest(target.location, action, list(by_key))):
                     outcomes.append(outcome)
             except SweeperError as err:
                 stopped = err
@@ -558,7 +548,6 @@ class _Runner:
             return 0
         return _act_on_quarantine(
             self.ropa,
-            self.loaded,
             self.context,
             self.store,
             self.audit,
@@ -604,7 +593,6 @@ def restore(
     )
     restored = _act_on_quarantine(
         loaded.ropa,
-        loaded,
         context,
         store,
         AuditLog.open(settings, store),
@@ -622,8 +610,7 @@ def restore(
 
 
 def _act_on_quarantine(
-    ropa: Any,
-    loaded: LoadedRopa,
+    ropa: Ropa,
     context: ConnectorContext,
     store: Store,
     audit: AuditLog,
@@ -640,7 +627,7 @@ def _act_on_quarantine(
     count = 0
     for label, group in groups.items():
         target = by_label.get(label)
-        if target is None or not isinstance(target.system, FileShareSystem):
+        if target is None:
             audit.append(
                 f"{action}_failed",
                 actor,
@@ -648,15 +635,13 @@ def _act_on_quarantine(
                 reason="the location is no longer in the RoPA",
             )
             continue
-        root = target.system.connection.quarantine_root
-        options = {"quarantine_root": loaded.base_dir / root} if root else {}
         try:
             connector = connector_class(target.system.kind)(target.system, context)
             try:
                 outcomes = {
                     o.key: o
                     for o in connector.act(
-                        ActRequest(target.location, action, [r["item_key"] for r in group], options)
+                        ActRequest(target.location, action, [r["item_key"] for r in group])
                     )
                 }
             finally:

@@ -50,7 +50,6 @@ from sweeper.ropa.model import (
     RetentionRule,
     Ropa,
     SqlEvent,
-    SqlLocation,
     SystemStatus,
 )
 from sweeper.settings import Settings
@@ -89,9 +88,7 @@ class Target:
 
     @property
     def label(self) -> str:
-        if isinstance(self.location, SqlLocation):
-            return f"{self.location.system}:{self.location.table}"
-        return f"{self.location.system}:{','.join(self.location.include)}"
+        return self.location.label
 
     @property
     def action(self) -> str:

@@ -499,7 +499,7 @@ def _cross_check(
         for i, location in enumerate(activity.locations):
             here: Loc = ("locations", i)
             system = systems.get(location.system)
-            expected = "sql" if isinstance(location, SqlLocation) else "fileshare"
+            expected = location.kind
             if system is not None and system.kind != expected:
                 add(
                     "activities",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -414,6 +414,7 @@ class Dependent(_Strict):
 class SqlLocation(_Strict):
     """A table whose rows (with their dependent rows) are the items."""
 
+    kind: ClassVar[str] = "sql"
     system: Identifier
     table: SqlName = Field(examples=["dbo.students", "students"])
     key: Annotated[list[SqlName], _OneOrMany] = Field(
@@ -433,6 +434,11 @@ class SqlLocation(_Strict):
         "Hashing is refused: a hash of an identifier is pseudonymous, still personal data",
         examples=[{"name": None, "birth_date": None, "city": "(removed)"}],
     )
+
+    @property
+    def label(self) -> str:
+        """How plans, holds and the audit log name this location: ``system:table``."""
+        return f"{self.system}:{self.table}"
 
     @field_validator("key", "fingerprint", mode="before")
     @classmethod
@@ -458,6 +464,7 @@ class SqlLocation(_Strict):
 class FileLocation(_Strict):
     """Files under a share's root, chosen by glob patterns."""
 
+    kind: ClassVar[str] = "fileshare"
     system: Identifier
     include: Annotated[list[str], _OneOrMany] = Field(
         default_factory=lambda: ["**"], description="Glob patterns relative to the root"
@@ -495,6 +502,11 @@ class FileLocation(_Strict):
             except re.error as err:
                 raise ValueError(f"path_regex does not compile: {err}") from None
         return regex
+
+    @property
+    def label(self) -> str:
+        """How plans, holds and the audit log name this location: ``system:patterns``."""
+        return f"{self.system}:{','.join(self.include)}"
 
     @property
     def regex_groups(self) -> set[str]:
