@@ -9,6 +9,10 @@ A connector reaches one kind of system (``sql``, ``fileshare``, …). The lifecy
 * ``scan(request)`` — stream the location's items. Never load a whole table or tree.
 * ``prepare_event(event)`` and ``read_event(event, subjects, now, tz)`` — check an event's
   names, and read its date per subject (SQL systems).
+* ``lookup(location, clock, tz, keys)`` — re-read items by key, to re-verify them at execution.
+* ``act(request)`` — act on a batch of items and stream one outcome per item.
+* ``discover(request)`` — list the stores the system holds (tables, folders, buckets and
+  prefixes, OUs) with counts, bytes and age, for shadow-data and coverage findings.
 
 Drivers are imported lazily inside the connector, so a site without a driver needs it only
 when a system of that kind is used. Connectors are found through the ``sweeper.connectors``
@@ -20,7 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -44,6 +48,11 @@ class ScannedItem(NamedTuple):
         size: bytes, where the system knows it.
         details: connector-specific facts for the report, e.g. ``{"dependents": {"grades": 3}}``.
         problem: why the clock could not be read (NULL value, unparsable date in the path).
+        refused: set when the system itself forbids acting on the item, whatever a rule
+            says: ``locked`` (an S3 Object Lock retention or legal hold) or ``protected`` (a
+            privileged or break-glass directory account). A due item gets this status in the
+            plan instead of ``due``, with ``reason``; execution skips it if it is refused then.
+        reason: why the item is refused, e.g. ``COMPLIANCE retention until 2031-06-30``.
     """
 
     key: str
@@ -53,6 +62,8 @@ class ScannedItem(NamedTuple):
     size: int | None = None
     details: Mapping[str, Any] | None = None
     problem: str | None = None
+    refused: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,51 @@ class ScanFinding(NamedTuple):
 
 
 ScanOutput = ScannedItem | NotDueSummary | ScanFinding
+
+
+class DiscoveredStore(NamedTuple):
+    """One store a system holds, as discovery lists it.
+
+    Args:
+        kind: what it is in the system's terms: ``table``, ``folder``, ``bucket``, ``prefix``,
+            ``ou``.
+        where: its name within the system, as a location would name it: ``dbo.students``,
+            ``exports/2019``, ``exams/2024/``, ``OU=Leerlingen,DC=school,DC=local``.
+        items: rows, files, objects or accounts in it, where known.
+        size: bytes, where known.
+        oldest: the oldest item's clock (created or modified), aware, where known.
+        newest: the newest item's clock, aware, where known.
+        stale: items past ``DiscoverRequest.stale_after`` (e.g. accounts without a logon for a
+            year, objects not modified for a year), where the connector can tell.
+        details: connector-specific facts (e.g. a table's column names); never a data value.
+    """
+
+    kind: str
+    where: str
+    items: int | None = None
+    size: int | None = None
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    stale: int | None = None
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DiscoverRequest:
+    """How far discovery looks.
+
+    Args:
+        now: the moment ages and staleness are measured from (aware).
+        depth: folder or prefix levels below the root to list (files, objects).
+        stale_after: an item untouched (not logged on, not modified) for longer is stale.
+        base: where to start in the system's terms (a share sub-folder, a base DN, a bucket);
+            None: the whole system as its connection reaches it.
+    """
+
+    now: datetime
+    depth: int = 2
+    stale_after: timedelta = timedelta(days=365)
+    base: str | None = None
 
 
 class Outcome(NamedTuple):
@@ -211,6 +267,11 @@ class Connector(ABC):
         that cannot perform an action raises ActionUnsupported before changing anything.
         """
         raise ActionUnsupported(self.system.id, f"a {self.kind} system cannot {request.action}")
+
+    def discover(self, request: DiscoverRequest) -> Iterator[DiscoveredStore | ScanFinding]:
+        """Stream the stores the system holds, and a ``ScanFinding`` of kind ``uninspectable``
+        for each part it could not inspect (no rights, unreadable); never a data value."""
+        raise ActionUnsupported(self.system.id, f"a {self.kind} system cannot be discovered")
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release connections."""

@@ -230,6 +230,7 @@ def plans(obj: _Context, limit: int) -> None:
             "due",
             "legacy",
             "held",
+            "locked/protected",
             "complete",
             "decisions",
             "ropa",
@@ -250,6 +251,7 @@ def plans(obj: _Context, limit: int) -> None:
                 str(totals.get("due", 0)),
                 str(totals.get("legacy_due", 0)),
                 str(totals.get("held", 0)),
+                str(totals.get("locked", 0) + totals.get("protected", 0)),
                 "yes" if p["complete"] else ("building" if p["state"] == "building" else "no"),
                 verdicts or "awaiting approval",
                 p["ropa_path"],
@@ -720,6 +722,7 @@ def _print_plan_summary(store: Any, plan_id: str) -> None:
         "not due",
         "no clock",
         "held",
+        "locked/protected",
         "bytes due",
         "oldest due",
         "next due",
@@ -728,7 +731,7 @@ def _print_plan_summary(store: Any, plan_id: str) -> None:
         table.add_column(
             col,
             justify="right"
-            if col in ("due", "not due", "no clock", "held", "bytes due")
+            if col in ("due", "not due", "no clock", "held", "locked/protected", "bytes due")
             else "left",
         )
     for row in summary_rows(store, plan_id):
@@ -740,6 +743,7 @@ def _print_plan_summary(store: Any, plan_id: str) -> None:
             str(row["not_due"] + row["waiting_event"]),
             str(row["no_clock"]),
             str(row["held"]),
+            str(row["locked"] + row["protected"]),
             human_bytes(row["bytes_due"]),
             (row["oldest_due"] or "")[:10],
             (row["next_due"] or "")[:10],

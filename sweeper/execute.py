@@ -381,6 +381,8 @@ class _Runner:
             return "skipped", "no longer exists", None
         if now_item.fingerprint != item["fingerprint"]:
             return "skipped", "changed since the plan was made", None
+        if now_item.refused is not None:
+            return "skipped", f"{now_item.refused} now: {now_item.reason}", None
         if item["status"] == LEGACY_DUE:
             return None
         clock = clocks.get(item["key"])

@@ -64,6 +64,9 @@ NOT_DUE = "not_due"
 NO_CLOCK = "no_clock"
 WAITING = "waiting_event"  # counted only: the event (e.g. leaving school) has not happened
 HELD = "held"
+LOCKED = "locked"  # the system forbids acting (S3 Object Lock)
+PROTECTED = "protected"  # never touched (a privileged or break-glass account)
+REFUSED = frozenset({LOCKED, PROTECTED})
 LISTED = frozenset({DUE, LEGACY_DUE, NO_CLOCK})
 
 
@@ -405,6 +408,10 @@ class _Builder:
                 if not self.options.list_not_due:
                     return
                 status, reason = NOT_DUE, None
+        if status in (DUE, LEGACY_DUE) and item.refused is not None:
+            if item.refused not in REFUSED:
+                raise ValueError(f"connector refused an item as {item.refused!r}")
+            status, reason = item.refused, item.reason
         if status in (DUE, LEGACY_DUE) and self.holds:
             hold = self.holds.location_hold(target.system.id, target.label) or self.holds.match(
                 target.label, item.key, item.subject

@@ -243,6 +243,8 @@ def summary_rows(store: Store, plan_id: str) -> list[dict[str, Any]]:
                 "no_clock": 0,
                 "waiting_event": 0,
                 "held": 0,
+                "locked": 0,
+                "protected": 0,
                 "bytes_due": 0,
                 "oldest_due": None,
                 "next_due": None,
@@ -250,7 +252,16 @@ def summary_rows(store: Store, plan_id: str) -> list[dict[str, Any]]:
                 "failed": None,
             },
         )
-        for status in ("due", "legacy_due", "not_due", "no_clock", "waiting_event", "held"):
+        for status in (
+            "due",
+            "legacy_due",
+            "not_due",
+            "no_clock",
+            "waiting_event",
+            "held",
+            "locked",
+            "protected",
+        ):
             row[status] += loc["counts"].get(status, 0)
         row["bytes_due"] += loc["bytes_due"]
         row["oldest_due"] = _min(row["oldest_due"], loc["oldest_due"])

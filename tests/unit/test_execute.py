@@ -334,3 +334,37 @@ def test_connector_stopping_part_way_keeps_what_was_done(env: Env) -> None:
     env.execute(plan_id)
     assert acted("grades") == ["g1", "g2"]
     assert _journal_reason(env.store, plan_id, "g2") == ("done", None)
+
+
+def test_refused_items_are_planned_as_refused_and_never_acted_on(env: Env) -> None:
+    """An item the system refuses (locked, protected) is listed with its reason, not due."""
+    FakeConnector.items[("sis", "grades")][0] = item("g1", "s1")._replace(
+        refused="locked", reason="COMPLIANCE retention until 2031-06-30"
+    )
+    plan_id = env.plan()
+    rows = {i["key"]: i for i in env.store.items(plan_id)}
+    assert (rows["g1"]["status"], rows["g1"]["reason"], rows["g1"]["action"]) == (
+        "locked",
+        "COMPLIANCE retention until 2031-06-30",
+        "none",
+    )
+    assert rows["g2"]["status"] == "due"
+    assert env.store.plan(plan_id)["summary"]["totals"]["locked"] == 1
+    env.approve(plan_id)
+    env.execute(plan_id)
+    assert acted("grades") == ["g2"]
+
+
+def test_item_refused_after_planning_is_skipped(env: Env) -> None:
+    """An item that became protected between plan and execution is skipped with the reason."""
+    plan_id = env.plan()
+    env.approve(plan_id)
+    FakeConnector.items[("sis", "grades")][0] = item("g1", "s1")._replace(
+        refused="protected", reason="member of Domain Admins"
+    )
+    env.execute(plan_id)
+    assert acted("grades") == ["g2"]
+    assert _journal_reason(env.store, plan_id, "g1") == (
+        "skipped",
+        "protected now: member of Domain Admins",
+    )
