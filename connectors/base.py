@@ -52,6 +52,8 @@ class ScannedItem(NamedTuple):
             says: ``locked`` (an S3 Object Lock retention or legal hold) or ``protected`` (a
             privileged or break-glass directory account). A due item gets this status in the
             plan instead of ``due``, with ``reason``; execution skips it if it is refused then.
+            ``lookup`` may also answer ``unverifiable``: the item may exist but cannot be
+            checked now (permission denied), so it is neither acted on nor taken for gone.
         reason: why the item is refused, e.g. ``COMPLIANCE retention until 2031-06-30``.
     """
 

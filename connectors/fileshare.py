@@ -1157,6 +1157,12 @@ def _regular(folder: int, name: bytes) -> os.stat_result:
     return st
 
 
+def _unverifiable(key: str, reason: str) -> ScannedItem:
+    """An item that may still exist but cannot be checked now (no permission, a folder on
+    the way replaced by a link): execution skips it rather than count it as gone."""
+    return ScannedItem(key, None, None, "", refused="unverifiable", reason=reason)
+
+
 class _Tree:
     """The folders below one open root (the share's or the quarantine's), opened one
     component at a time without following a symbolic link.
@@ -1779,9 +1785,11 @@ class FileShareConnector(Connector):
         Each path is resolved from the root one folder at a time without following a link,
         and its file is only lstat-ed. An item has the key, subject, clock (None for an event
         clock), fingerprint, size and details that a scan would give it now. Absent are keys
-        whose file is gone, is not a regular file, lies below a folder that is a link (or is
-        not a folder, or cannot be opened), or that the location's patterns no longer cover,
-        and keys that no scan makes. Works on a read-only connector. Raise LocationInvalid if
+        whose file is gone or is not a regular file, that the location's patterns no longer
+        cover, and keys that no scan makes. A key whose file cannot be checked (a folder on
+        the way cannot be opened or is now a link, the file cannot be stat-ed) comes back
+        ``refused="unverifiable"`` with the reason, so execution skips it instead of taking
+        it for gone. Works on a read-only connector. Raise LocationInvalid if
         the location does not fit (see ``prepare``), SystemUnreachable if the root cannot be
         opened.
         """
@@ -1801,7 +1809,14 @@ class FileShareConnector(Connector):
                 where, _, name = raw.rpartition(b"/")
                 try:
                     st = _lstat(name, tree.folder(where))
-                except (_Refused, OSError):
+                except _Refused as refused:
+                    if refused.status == "failed":  # there, perhaps, but not to be checked
+                        found[key] = _unverifiable(key, refused.message)
+                    continue
+                except OSError as err:
+                    if err.errno not in (errno.ENOENT, errno.ENOTDIR):
+                        reason = f"{display_key(key)} cannot be checked ({_reason(err)})"
+                        found[key] = _unverifiable(key, reason)
                     continue
                 if not S_ISREG(st.st_mode):
                     continue

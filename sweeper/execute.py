@@ -379,6 +379,8 @@ class _Runner:
             if resumed:
                 return "done", "completed by an interrupted run", {"recovered": True}
             return "skipped", "no longer exists", None
+        if now_item.refused == "unverifiable":
+            return "skipped", f"cannot be checked now: {now_item.reason}", None
         if now_item.fingerprint != item["fingerprint"]:
             return "skipped", "changed since the plan was made", None
         if now_item.refused is not None:

@@ -368,3 +368,18 @@ def test_item_refused_after_planning_is_skipped(env: Env) -> None:
         "skipped",
         "protected now: member of Domain Admins",
     )
+
+
+def test_item_that_cannot_be_checked_is_skipped_not_taken_for_gone(env: Env) -> None:
+    """An item lookup cannot check (permission denied) is skipped with the reason."""
+    plan_id = env.plan()
+    env.approve(plan_id)
+    FakeConnector.items[("sis", "grades")][0] = ScannedItem(
+        "g1", None, None, "", refused="unverifiable", reason="permission denied"
+    )
+    env.execute(plan_id)
+    assert acted("grades") == ["g2"]
+    assert _journal_reason(env.store, plan_id, "g1") == (
+        "skipped",
+        "cannot be checked now: permission denied",
+    )

@@ -113,8 +113,9 @@ def test_entries_that_are_not_regular_files_are_absent(share: Share) -> None:
     assert lookup(share, ["a folder", "link.txt", "fifo"]) == {}
 
 
-def test_folder_swapped_for_a_link_to_outside_is_absent(share: Share, tmp_path: Path) -> None:
-    """A key whose folder became a link to outside the root after planning is absent."""
+def test_folder_swapped_for_a_link_to_outside_is_unverifiable(share: Share, tmp_path: Path) -> None:
+    """A key whose folder became a link to outside the root after planning is not followed:
+    it comes back unverifiable, neither found nor taken for gone."""
     share.file("homes/jan/cv.docx")
     planned = set(run_scan(share.root).keys)
     outside = tmp_path / "outside" / "jan"
@@ -123,14 +124,20 @@ def test_folder_swapped_for_a_link_to_outside_is_absent(share: Share, tmp_path: 
     os.rename(share.path("homes/jan"), share.path("homes/jan.old"))
     os.symlink(outside, share.path("homes/jan"))
     assert planned == {"homes/jan/cv.docx"}
-    assert lookup(share, ["homes/jan/cv.docx"]) == {}
+    found = lookup(share, ["homes/jan/cv.docx"])
+    assert found["homes/jan/cv.docx"].refused == "unverifiable"
+    assert found["homes/jan/cv.docx"].reason == (
+        "homes/jan in the share is a symbolic link, not a folder; not followed"
+    )
 
 
 def test_link_to_a_folder_inside_the_root_is_not_followed(share: Share) -> None:
     """A folder on the path that is a link, even one within the root, is not followed."""
     share.file("real/a.txt")
     share.link("alias", "real")
-    assert set(lookup(share, ["alias/a.txt", "real/a.txt"])) == {"real/a.txt"}
+    found = lookup(share, ["alias/a.txt", "real/a.txt"])
+    assert found["real/a.txt"].refused is None
+    assert found["alias/a.txt"].refused == "unverifiable"
 
 
 @pytest.mark.parametrize("raw", list(NAMES.values()), ids=list(NAMES))
