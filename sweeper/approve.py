@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -22,6 +22,9 @@ from sweeper.errors import SweeperError
 from sweeper.settings import Settings
 from sweeper.store import Store, approvals, plan_locations
 from sweeper.writer import canonical
+
+if TYPE_CHECKING:
+    from sweeper.audit import AuditLog
 
 
 class PlanRefused(SweeperError):
@@ -184,8 +187,11 @@ def approve(
     only: Sequence[str],
     now: datetime,
     current_digest: str,
+    audit: AuditLog,
 ) -> list[Decision]:
-    """Record an approval; return the plan's decisions. Raise PlanRefused if not allowed."""
+    """Record an approval and its audit record; return the plan's decisions. Raise
+    PlanRefused if not allowed. If the audit log refuses the record, the approval is taken
+    back and the audit error raised: no decision stands unaudited."""
     if not by.strip():
         raise PlanRefused("--by must name who approves")
     scope = Scope.parse(only)
@@ -197,37 +203,65 @@ def approve(
         )
     if any(d.by == by and d.decision == "approved" for d in decisions(store, plan["id"])):
         raise PlanRefused(f"{by} has already approved plan {plan['id']}")
-    with store.engine.begin() as conn:
-        conn.execute(
-            approvals.insert().values(
-                plan_id=plan["id"],
-                content_hash=plan["content_hash"],
-                decision="approved",
-                by=by,
-                at=now,
-                note=note,
-                only=scope.to_json(),
-            )
-        )
+    row = {
+        "plan_id": plan["id"],
+        "content_hash": plan["content_hash"],
+        "decision": "approved",
+        "by": by,
+        "at": now,
+        "note": note,
+        "only": scope.to_json(),
+    }
+    _decide(
+        store,
+        row,
+        lambda: audit.append(
+            "plan_approved",
+            by,
+            plan_id=plan["id"],
+            scope=str(scope),
+            content_hash=plan["content_hash"],
+            note=note,
+        ),
+    )
     return decisions(store, plan["id"])
 
 
-def reject(store: Store, plan: dict[str, Any], *, by: str, reason: str, now: datetime) -> None:
-    """Record a rejection: the plan can never be executed."""
+def reject(
+    store: Store, plan: dict[str, Any], *, by: str, reason: str, now: datetime, audit: AuditLog
+) -> None:
+    """Record a rejection and its audit record: the plan can never be executed."""
     if not by.strip() or not reason.strip():
         raise PlanRefused("rejecting a plan needs --by and --reason")
+    row = {
+        "plan_id": plan["id"],
+        "content_hash": plan["content_hash"],
+        "decision": "rejected",
+        "by": by,
+        "at": now,
+        "note": reason,
+        "only": None,
+    }
+    _decide(
+        store, row, lambda: audit.append("plan_rejected", by, plan_id=plan["id"], reason=reason)
+    )
+
+
+def _decide(store: Store, row: dict[str, Any], record: Callable[[], object]) -> None:
+    """Store a decision, then audit it; take the decision back if the audit log refuses.
+
+    The record is appended outside the state store's transaction (the audit log keeps its
+    head in the same store), so the decision is written first and undone on failure.
+    """
     with store.engine.begin() as conn:
-        conn.execute(
-            approvals.insert().values(
-                plan_id=plan["id"],
-                content_hash=plan["content_hash"],
-                decision="rejected",
-                by=by,
-                at=now,
-                note=reason,
-                only=None,
-            )
-        )
+        decision_id = conn.execute(approvals.insert().values(**row)).inserted_primary_key
+    assert decision_id is not None
+    try:
+        record()
+    except BaseException:
+        with store.engine.begin() as conn:
+            conn.execute(approvals.delete().where(approvals.c.id == decision_id[0]))
+        raise
 
 
 class Coverage:

@@ -338,18 +338,9 @@ def approve(
             only=only,
             now=_now(),
             current_digest=loaded.digest,
+            audit=_audit_log(obj, store),
         )
         scope = approval.Scope.parse(only)
-        _audit(
-            obj,
-            store,
-            "plan_approved",
-            by,
-            plan_id=plan["id"],
-            scope=str(scope),
-            content_hash=plan["content_hash"],
-            note=note,
-        )
     finally:
         store.close()
     approvers = sorted({d.by for d in found if d.decision == "approved"})
@@ -374,8 +365,7 @@ def reject(obj: _Context, plan_id: str, by: str, reason: str) -> None:
     store = Store.open(obj.settings.state_database_url)
     try:
         plan = store.plan(plan_id)
-        approval.reject(store, plan, by=by, reason=reason, now=_now())
-        _audit(obj, store, "plan_rejected", by, plan_id=plan["id"], reason=reason)
+        approval.reject(store, plan, by=by, reason=reason, now=_now(), audit=_audit_log(obj, store))
     finally:
         store.close()
     click.echo(f"plan {plan['id']} rejected by {by}")
@@ -536,18 +526,7 @@ def hold_add(
             item_key=item_key,
             until=_local(until),
             subject_pattern=settings.subject_pattern,
-        )
-        _audit(
-            obj,
-            store,
-            "hold_placed",
-            by,
-            subject=subject,
-            hold=placed.id,
-            scope=placed.scope,
-            target=placed.target if placed.scope != "subject" else None,
-            reason=placed.reason,
-            until=placed.until,
+            audit=_audit_log(obj, store),
         )
     finally:
         store.close()
@@ -602,16 +581,7 @@ def hold_release(obj: _Context, hold_id: int, by: str, reason: str) -> None:
 
     store = Store.open(obj.settings.state_database_url)
     try:
-        released = release(store, hold_id, by=by, reason=reason, now=_now())
-        _audit(
-            obj,
-            store,
-            "hold_released",
-            by,
-            subject=released.subject,
-            hold=released.id,
-            reason=reason,
-        )
+        release(store, hold_id, by=by, reason=reason, now=_now(), audit=_audit_log(obj, store))
     finally:
         store.close()
     click.echo(f"hold {hold_id} released")
@@ -628,11 +598,11 @@ def _local(value: datetime | None) -> datetime | None:
     return value.astimezone() if value is not None else None
 
 
-def _audit(obj: _Context, store: Any, event: str, actor: str, **details: Any) -> None:
-    """Append one record to the audit log."""
+def _audit_log(obj: _Context, store: Any) -> Any:
+    """Return the audit log, for a decision to be recorded in."""
     from sweeper.audit import AuditLog
 
-    AuditLog.open(obj.settings, store).append(event, actor, **details)
+    return AuditLog.open(obj.settings, store)
 
 
 # -- demo -------------------------------------------------------------------------------------

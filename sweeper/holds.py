@@ -11,12 +11,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
 from sweeper.errors import SweeperError
 from sweeper.store import Store, holds
+
+if TYPE_CHECKING:
+    from sweeper.audit import AuditLog
 
 Scope = Literal["subject", "item", "location", "system"]
 
@@ -78,8 +81,11 @@ def place(
     item_key: str | None = None,
     until: datetime | None = None,
     subject_pattern: str = r"^.+$",
+    audit: AuditLog,
 ) -> Hold:
-    """Store a new hold and return it. Raise HoldInvalid if it is incomplete or malformed."""
+    """Store a new hold with its audit record and return it. Raise HoldInvalid if it is
+    incomplete or malformed. If the audit log refuses the record, the hold is taken back and
+    the audit error raised."""
     problems = []
     if not reason or not reason.strip():
         problems.append("a hold needs a reason (--reason): why must this data be kept?")
@@ -119,11 +125,31 @@ def place(
     with store.engine.begin() as conn:
         inserted = conn.execute(holds.insert().values(**row)).inserted_primary_key
     assert inserted is not None
-    return Hold(id=int(inserted[0]), **row)  # type: ignore[arg-type]
+    placed = Hold(id=int(inserted[0]), **row)  # type: ignore[arg-type]
+    try:
+        audit.append(
+            "hold_placed",
+            placed.placed_by,
+            subject=subject,
+            hold=placed.id,
+            scope=placed.scope,
+            target=placed.target if placed.scope != "subject" else None,
+            reason=placed.reason,
+            until=placed.until,
+        )
+    except BaseException:
+        with store.engine.begin() as conn:
+            conn.execute(holds.delete().where(holds.c.id == placed.id))
+        raise
+    return placed
 
 
-def release(store: Store, hold_id: int, *, by: str, reason: str, now: datetime) -> Hold:
-    """Release a hold. Raise HoldInvalid if it does not exist, is released, or no reason."""
+def release(
+    store: Store, hold_id: int, *, by: str, reason: str, now: datetime, audit: AuditLog
+) -> Hold:
+    """Release a hold and audit it. Raise HoldInvalid if it does not exist, is released, or
+    no reason is given. If the audit log refuses the record, the hold stays in force and the
+    audit error is raised: a hold never ends unaudited."""
     if not reason or not reason.strip() or not by or not by.strip():
         raise HoldInvalid("releasing a hold needs --by and --reason")
     with store.engine.begin() as conn:
@@ -137,6 +163,18 @@ def release(store: Store, hold_id: int, *, by: str, reason: str, now: datetime) 
             .where(holds.c.id == hold_id)
             .values(released_by=by.strip(), released_at=now, release_reason=reason.strip())
         )
+    try:
+        audit.append(
+            "hold_released", by.strip(), subject=row["subject"], hold=hold_id, reason=reason
+        )
+    except BaseException:
+        with store.engine.begin() as conn:
+            conn.execute(
+                holds.update()
+                .where(holds.c.id == hold_id)
+                .values(released_by=None, released_at=None, release_reason=None)
+            )
+        raise
     return _hold({**row, "released_by": by, "released_at": now, "release_reason": reason})
 
 

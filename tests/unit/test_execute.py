@@ -16,7 +16,8 @@ from connectors.base import ScannedItem
 from sweeper import approve as approval
 from sweeper import execute as execution
 from sweeper.approve import PlanRefused
-from sweeper.holds import place
+from sweeper.audit import AuditError, AuditLog
+from sweeper.holds import all_holds, place, release
 from sweeper.plan import PlanOptions, build_plan
 from sweeper.ropa import load_ropa
 from sweeper.settings import Settings
@@ -72,6 +73,10 @@ class Env:
     settings: Settings
     store: Store
 
+    @property
+    def audit(self) -> AuditLog:
+        return AuditLog.open(self.settings, self.store)
+
     def plan(self, now: datetime = NOW) -> str:
         result = build_plan(
             load_ropa(self.path),
@@ -91,6 +96,7 @@ class Env:
             only=only,
             now=NOW,
             current_digest=load_ropa(self.path).digest,
+            audit=AuditLog.open(self.settings, self.store),
         )
 
     def execute(self, plan_id: str, now: datetime = NOW) -> execution.ExecutionResult:
@@ -176,7 +182,9 @@ def test_hold_placed_after_approval_wins(env: Env) -> None:
     """A subject hold placed after approval stops the subject's items from being acted on."""
     plan_id = env.plan()
     env.approve(plan_id)
-    hold = place(env.store, "subject", subject="s1", reason="case 12", by="fg", now=NOW)
+    hold = place(
+        env.store, "subject", subject="s1", reason="case 12", by="fg", now=NOW, audit=env.audit
+    )
     env.execute(plan_id)
     assert acted("grades") == ["g2"]
     assert acted("students") == []
@@ -196,7 +204,14 @@ def test_reenrolled_student_is_no_longer_due(env: Env) -> None:
 def test_held_items_are_marked_in_the_plan(env: Env) -> None:
     """A hold existing at planning time marks the item held, with the hold's id and reason."""
     hold = place(
-        env.store, "item", location="sis:grades", item_key="g2", reason="audit", by="fg", now=NOW
+        env.store,
+        "item",
+        location="sis:grades",
+        item_key="g2",
+        reason="audit",
+        by="fg",
+        now=NOW,
+        audit=env.audit,
     )
     plan_id = env.plan()
     rows = {i["key"]: i for i in env.store.items(plan_id)}
@@ -247,7 +262,9 @@ def test_rejected_plan_is_refused(env: Env) -> None:
     """A rejected plan cannot be executed, even with an approval."""
     plan_id = env.plan()
     env.approve(plan_id)
-    approval.reject(env.store, env.store.plan(plan_id), by="dpo", reason="wrong", now=NOW)
+    approval.reject(
+        env.store, env.store.plan(plan_id), by="dpo", reason="wrong", now=NOW, audit=env.audit
+    )
     with pytest.raises(PlanRefused, match="rejected by dpo"):
         env.execute(plan_id)
     assert FakeConnector.acted == []
@@ -383,3 +400,30 @@ def test_item_that_cannot_be_checked_is_skipped_not_taken_for_gone(env: Env) -> 
         "skipped",
         "cannot be checked now: permission denied",
     )
+
+
+def _break_audit_log(env: Env) -> None:
+    """Cut the last record off the audit log, so it no longer matches the store's head."""
+    segment = sorted(env.settings.audit_path.glob("*.jsonl"))[-1]
+    lines = segment.read_bytes().splitlines(keepends=True)
+    segment.write_bytes(b"".join(lines[:-1]))
+
+
+def test_approval_is_taken_back_when_the_audit_log_refuses_it(env: Env) -> None:
+    """No approval stands unaudited: a broken audit log leaves the plan unapproved."""
+    plan_id = env.plan()
+    _break_audit_log(env)
+    with pytest.raises(AuditError):
+        env.approve(plan_id)
+    assert approval.decisions(env.store, plan_id) == []
+
+
+def test_release_is_taken_back_when_the_audit_log_refuses_it(env: Env) -> None:
+    """A hold never ends unaudited: with a broken audit log it stays in force."""
+    hold = place(
+        env.store, "system", system="sis", reason="case 7", by="fg", now=NOW, audit=env.audit
+    )
+    _break_audit_log(env)
+    with pytest.raises(AuditError):
+        release(env.store, hold.id, by="fg", reason="closed", now=NOW, audit=env.audit)
+    assert [h.id for h in all_holds(env.store) if h.active(NOW)] == [hold.id]
