@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from cli_run import Run
 
 from sweeper import settings as settings_module
 from sweeper.audit import AuditLog

@@ -11,7 +11,7 @@ import sqlite3
 import textwrap
 from pathlib import Path
 
-from conftest import Run
+from cli_run import Run
 
 
 def tree_checksum(root: Path) -> str:

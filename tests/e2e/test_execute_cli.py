@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from cli_run import Run
 
 
 class Estate:

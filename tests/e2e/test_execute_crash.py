@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import Run
+from cli_run import Run
 
 STUDENTS = 240
 STILL_ENROLLED = range(0, STUDENTS, 4)  # every fourth student has an open enrolment

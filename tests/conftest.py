@@ -1,16 +1,14 @@
-"""Run the real console script as a user would, in a fresh state directory."""
+"""Fixtures for every test folder: the real console script, run as a user would."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-Run = Callable[..., subprocess.CompletedProcess[str]]
+from cli_run import Run
 
 
 @pytest.fixture
