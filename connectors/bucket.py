@@ -56,7 +56,7 @@ Object Lock
     it. COMPLIANCE retention and legal holds are never bypassed. GOVERNANCE retention is
     bypassed only when ``connection.bypass_governance`` is true; those versions are deleted
     in DeleteObjects calls of their own with the bypass header, and each bypass is reported
-    in the outcome (``bypassed_governance``: version id and retention date) for the audit log.
+    in the outcome (``overrode_governance``: version id and retention date) for the audit log.
 
 Looking up and acting
     ``lookup`` re-reads keys just before acting: in an unversioned bucket with ListObjectsV2
@@ -1246,7 +1246,7 @@ class _Pending:
             if v is not None and v in self.lock.bypass
         ]
         if bypassed:
-            details["bypassed_governance"] = bypassed
+            details["overrode_governance"] = bypassed
         if self.errors:
             return Outcome(
                 item.key,
@@ -1341,7 +1341,7 @@ def _item(row: _Row, lock: _Lock | None) -> ScannedItem:
     if item.versions[0].marker and markers < len(item.versions):
         details["current"] = "delete_marker"
     if lock is not None and lock.bypass:
-        details["governance_bypass"] = len(lock.bypass)
+        details["governance_override"] = len(lock.bypass)
     refused = reason = None
     if lock is not None and lock.refusal is not None:
         refused, reason = "locked", lock.refusal

@@ -687,7 +687,7 @@ _AUDITABLE_DETAILS = (
     "recovered",
     "versions",
     "delete_markers",
-    "bypassed_governance",
+    "overrode_governance",
 )
 
 
