@@ -110,6 +110,9 @@ def test_restore_never_replaces_a_new_object(store: Store) -> None:
 def test_quarantine_overlapping_the_location_is_refused(store: Store) -> None:
     """A quarantine prefix inside the scanned prefix would be scanned again: refused."""
     bucket = store.bucket()
-    with connector(store.endpoint, quarantine={"bucket": bucket, "prefix": "rec/q/"}) as conn:
-        with pytest.raises(LocationInvalid, match="overlaps"):
-            conn.prepare(location(bucket, prefix="rec/"), "modified")
+    quarantine = {"bucket": bucket, "prefix": "rec/q/"}
+    with (
+        connector(store.endpoint, quarantine=quarantine) as conn,
+        pytest.raises(LocationInvalid, match="overlaps"),
+    ):
+        conn.prepare(location(bucket, prefix="rec/"), "modified")
