@@ -4,7 +4,8 @@ identical bucket; both against moto's S3 server on 127.0.0.1.
 
     .venv/bin/python bench/bucket_execute.py [--objects 100000] [--versions 1]
 
-moto's server runs in a thread of this process. The buckets are seeded through the server's
+moto's server runs in a process of its own (the measured processes are forked from this one
+and would otherwise count its memory as theirs). The buckets are seeded through the server's
 own backend (an HTTP PUT per object would take longer than the benchmark), the old half under
 a clock frozen 400 days back so the server records that LastModified. With ``--versions 2``
 the buckets are versioned and every key has two versions. API calls are counted with
@@ -19,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -123,37 +125,53 @@ def baseline(client: Any, bucket: str, versioned: bool) -> None:
         flush()
 
 
+def serve(port_file: Path, objects: int, versions: int) -> None:
+    """Run moto's server on 127.0.0.1, seed both buckets, then write the port and serve."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    started = time.perf_counter()
+    seed("bench-sweeper", objects, versions)
+    seed("bench-baseline", objects, versions)
+    print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
+    port_file.write_text(str(server.get_host_and_port()[1]))
+    while True:
+        time.sleep(3600)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--server":
+        serve(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--versions", type=int, default=1)
     args = parser.parse_args()
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     work = Path(tempfile.gettempdir()) / "sweeper-bench" / "work-bucket"
     shutil.rmtree(work, ignore_errors=True)
     (work / "creds").mkdir(parents=True)
     (work / "creds" / "s3").write_text(
         f"aws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"
     )
-    started = time.perf_counter()
-    print(
-        f"seeding two buckets of {args.objects} keys x {args.versions} version(s) ...", flush=True
+    print(f"seeding two buckets of {args.objects} keys x {args.versions} version(s)", flush=True)
+    port_file = work / "port"
+    here = str(Path(__file__).resolve())
+    server = subprocess.Popen(
+        [sys.executable, here, "--server", str(port_file), str(args.objects), str(args.versions)]
     )
-    seed("bench-sweeper", args.objects, args.versions)
-    seed("bench-baseline", args.objects, args.versions)
-    print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
+    while not port_file.exists():
+        if server.poll() is not None:
+            raise SystemExit("the moto server failed to start")
+        time.sleep(0.5)
+    endpoint = f"http://127.0.0.1:{port_file.read_text()}"
     ropa = work / "ropa.yaml"
     ropa.write_text(f"""
 controller: {{name: Bench, contact: {{name: Bench}}, dpo: {{name: FG}}}}
@@ -186,7 +204,8 @@ activities:
         "boto3 paginator + delete_objects",
         [*me, str(work / "base.json"), "baseline", endpoint, "bench-baseline", kind],
     )
-    server.stop()
+    server.terminate()
+    server.wait()
     calls = {
         name: json.loads((work / f"{name}.json").read_text())
         for name in ("plan", "execute", "base")

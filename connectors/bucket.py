@@ -611,12 +611,12 @@ class BucketConnector(Connector):
     # -- listing ---------------------------------------------------------------------------
 
     def _pages(
-        self, bucket: str, prefix: str, versioned: bool, **start: Any
+        self, bucket: str, prefix: str, versioned: bool
     ) -> Iterator[list[tuple[str, _Version]]]:
         """Yield the listing's pages as (key, version) in key order."""
         what = f"list bucket {bucket!r}"
         if not versioned:
-            params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, **start}
+            params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
             while True:
                 page = self._call(what, bucket, "list_objects_v2", **params)
                 yield [(o["Key"], _entry(o, False, False)) for o in page.get("Contents", ())]
@@ -627,7 +627,7 @@ class BucketConnector(Connector):
                     "Prefix": prefix,
                     "ContinuationToken": page["NextContinuationToken"],
                 }
-        params = {"Bucket": bucket, "Prefix": prefix, **start}
+        params = {"Bucket": bucket, "Prefix": prefix}
         while True:
             page = self._call(what, bucket, "list_object_versions", **params)
             entries = [(v["Key"], _entry(v, False, True)) for v in page.get("Versions", ())]
