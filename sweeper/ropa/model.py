@@ -627,12 +627,7 @@ class FileLocation(_Strict):
     @field_validator("path_regex")
     @classmethod
     def _compiles(cls, regex: str | None) -> str | None:
-        if regex is not None:
-            try:
-                re.compile(regex)
-            except re.error as err:
-                raise ValueError(f"path_regex does not compile: {err}") from None
-        return regex
+        return _compiles("path_regex", regex)
 
     @property
     def label(self) -> str:
@@ -665,12 +660,7 @@ class BucketLocation(_Strict):
     @field_validator("key_regex")
     @classmethod
     def _compiles(cls, regex: str | None) -> str | None:
-        if regex is not None:
-            try:
-                re.compile(regex)
-            except re.error as err:
-                raise ValueError(f"key_regex does not compile: {err}") from None
-        return regex
+        return _compiles("key_regex", regex)
 
     @property
     def label(self) -> str:
@@ -680,6 +670,17 @@ class BucketLocation(_Strict):
     @property
     def regex_groups(self) -> set[str]:
         return set(re.compile(self.key_regex).groupindex) if self.key_regex else set()
+
+
+def _compiles(name: str, regex: str | None) -> str | None:
+    """Given a regex field's name and value, return the value. Raise ValueError if it does
+    not compile."""
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as err:
+            raise ValueError(f"{name} does not compile: {err}") from None
+    return regex
 
 
 def _location_kind(value: Any) -> str | None:
