@@ -31,9 +31,9 @@ from typing import Any, ClassVar, NamedTuple
 from pydantic import SecretStr
 
 from sweeper.errors import ActionUnsupported
-from sweeper.ropa.model import Clock, FileLocation, SqlEvent, SqlLocation
+from sweeper.ropa.model import BucketLocation, Clock, FileLocation, SqlEvent, SqlLocation
 
-LocationModel = SqlLocation | FileLocation
+LocationModel = SqlLocation | FileLocation | BucketLocation
 
 
 class ScannedItem(NamedTuple):

@@ -168,6 +168,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any, ClassVar, Final
 
+from connectors._dates import check_format as _check_format
 from connectors.base import (
     ActRequest,
     Connector,
@@ -550,18 +551,6 @@ def _from_ns(ns: int, tz: tzinfo) -> datetime:
         # the nearest microsecond; and four times as fast as the arithmetic below.
         return datetime.fromtimestamp(micros / 1e6, tz)
     return (_EPOCH + timedelta(microseconds=micros)).astimezone(tz)
-
-
-def _check_format(fmt: str) -> str | None:
-    """Given a strptime format, return why it cannot parse a date, or None if it can."""
-    if "%" not in fmt.replace("%%", ""):
-        return "it has no % directive, so it cannot read a date"
-    sample = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
-    try:
-        datetime.strptime(sample.strftime(fmt), fmt)  # noqa: DTZ007  (only a round trip)
-    except ValueError as err:
-        return str(err)
-    return None
 
 
 class _PathDates:

@@ -768,8 +768,10 @@ def _escape(text: str) -> str:
 
 def _register_groups() -> None:
     from sweeper.cli_audit import audit
+    from sweeper.cli_export import export
 
     cli.add_command(audit)
+    cli.add_command(export)
 
 
 _register_groups()

@@ -683,7 +683,14 @@ def _act_on_quarantine(
     return count
 
 
-_AUDITABLE_DETAILS = ("rows", "note", "recovered")
+_AUDITABLE_DETAILS = (
+    "rows",
+    "note",
+    "recovered",
+    "versions",
+    "delete_markers",
+    "overrode_governance",
+)
 
 
 def _safe_details(details: dict[str, Any] | None) -> dict[str, Any]:

@@ -25,11 +25,14 @@ from sweeper.ropa.model import (
     SQL_NAME_PATTERN,
     Action,
     Activity,
+    BucketLocation,
+    BucketSystem,
     ColumnClock,
     Controller,
     EventClock,
     FileLocation,
     FileShareSystem,
+    MetadataClock,
     PathDateClock,
     Ropa,
     RopaHeader,
@@ -38,6 +41,7 @@ from sweeper.ropa.model import (
     SqlSystem,
     System,
     SystemKind,
+    TagClock,
 )
 
 _SECTIONS: dict[str, TypeAdapter[Any]] = {
@@ -266,7 +270,9 @@ def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
     return tuple(out)
 
 
-_UNION_TAGS = frozenset({"sql", "fileshare", "name", "column", "event", "path_date"})
+_UNION_TAGS = frozenset(
+    {"sql", "fileshare", "name", "column", "event", "path_date", "bucket", "tag", "metadata"}
+)
 
 
 def _at_union(loc: Sequence[str | int]) -> bool:
@@ -532,6 +538,9 @@ def _cross_check(
 
 def _action_problems(location: Any, action: Action, system: Any) -> Iterator[tuple[Loc, str]]:
     """Yield (where under the location, message) for an action the location cannot take."""
+    if isinstance(location, BucketLocation):
+        yield from _bucket_action_problems(location, action, system)
+        return
     if action is Action.ANONYMISE:
         if isinstance(location, FileLocation):
             yield (), "files cannot be anonymised: use delete, quarantine or review"
@@ -556,12 +565,97 @@ def _action_problems(location: Any, action: Action, system: Any) -> Iterator[tup
             )
 
 
+def _bucket_action_problems(
+    location: BucketLocation, action: Action, system: Any
+) -> Iterator[tuple[Loc, str]]:
+    """Yield (where under the location, message) for an action a bucket location cannot take."""
+    if action is Action.ANONYMISE:
+        yield (), "objects cannot be anonymised: use delete, quarantine or review"
+    elif action is Action.QUARANTINE and isinstance(system, BucketSystem):
+        quarantine = system.connection.quarantine
+        if quarantine is None:
+            yield (
+                ("system",),
+                (
+                    f"the rule's action is quarantine, but system {system.id!r} has no "
+                    "connection.quarantine (bucket and prefix) to copy objects to"
+                ),
+            )
+        elif quarantine.bucket == location.bucket and (
+            quarantine.prefix.startswith(location.prefix)
+            or location.prefix.startswith(quarantine.prefix)
+        ):
+            yield (
+                ("prefix",),
+                (
+                    f"the quarantine (bucket {quarantine.bucket!r}, prefix "
+                    f"{quarantine.prefix!r}) overlaps this location: quarantined objects "
+                    "would be scanned again; give the quarantine a prefix of its own"
+                ),
+            )
+
+
+_BUCKET_CLOCKS = ("modified", "mtime", "created")
+
+
+def _bucket_clock_problems(location: BucketLocation, clock: Any) -> Iterator[tuple[Loc, str]]:
+    """Yield (where under the location, message) for a clock a bucket location cannot read."""
+    groups = location.regex_groups
+    if isinstance(clock, str) and clock not in _BUCKET_CLOCKS:
+        yield (
+            (),
+            (
+                f"S3 does not record {clock!r} times: use modified (LastModified), created "
+                "(the oldest version's LastModified), {path_date: GROUP}, {tag: KEY}, "
+                "{metadata: NAME} or {event: ID}"
+            ),
+        )
+    elif isinstance(clock, ColumnClock):
+        yield (
+            (),
+            (
+                "a bucket location has no columns: use modified, created, {path_date: GROUP}, "
+                "{tag: KEY}, {metadata: NAME} or {event: ID}"
+            ),
+        )
+    elif isinstance(clock, PathDateClock) and clock.path_date not in groups:
+        yield (
+            ("key_regex",),
+            (
+                f"the clock reads the date from group {clock.path_date!r}, which key_regex "
+                f"does not define: add (?P<{clock.path_date}>...)"
+            ),
+        )
+    elif isinstance(clock, EventClock) and location.subject_group not in groups:
+        yield (
+            ("key_regex",),
+            (
+                "an event clock needs the subject from the key: add a named group "
+                f"(?P<{location.subject_group}>...) to key_regex"
+            ),
+        )
+
+
 def _clock_problems(
     location: Any, clock: Any, events: dict[str, SqlEvent], invalid: set[str], own: bool
 ) -> Iterator[tuple[Loc, str]]:
     """Yield (where under the location, message) for a clock that does not fit its location;
     an empty ``where`` means the clock itself."""
     if clock is None:
+        return
+    if isinstance(location, BucketLocation):
+        if isinstance(clock, EventClock) and own and clock.event not in events.keys() | invalid:
+            yield ("clock", "event"), f"unknown event {clock.event!r}" + _known(events, "events")
+        yield from _bucket_clock_problems(location, clock)
+        return
+    if isinstance(location, FileLocation) and isinstance(clock, TagClock | MetadataClock):
+        yield (
+            (),
+            (
+                "a file has no tags or metadata dates: use modified, created, accessed, "
+                "{path_date: GROUP} or {event: ID}"
+            ),
+        )
         return
     if isinstance(clock, EventClock):
         if own and clock.event not in events and clock.event not in invalid:

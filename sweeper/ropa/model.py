@@ -34,6 +34,10 @@ __all__ = [
     "Activity",
     "Art6Basis",
     "Art9Basis",
+    "BucketConnection",
+    "BucketLocation",
+    "BucketQuarantine",
+    "BucketSystem",
     "Clock",
     "ColumnClock",
     "Condition",
@@ -45,6 +49,7 @@ __all__ = [
     "FileShareConnection",
     "FileShareSystem",
     "Location",
+    "MetadataClock",
     "PathDateClock",
     "RetentionRule",
     "Ropa",
@@ -55,6 +60,7 @@ __all__ = [
     "System",
     "SystemKind",
     "SystemStatus",
+    "TagClock",
     "Transfer",
 ]
 
@@ -117,6 +123,7 @@ class Controller(_Strict):
 class SystemKind(StrEnum):
     SQL = "sql"
     FILESHARE = "fileshare"
+    BUCKET = "bucket"
 
 
 class SystemStatus(StrEnum):
@@ -239,7 +246,102 @@ class FileShareSystem(_SystemBase):
     connection: FileShareConnection
 
 
-System = Annotated[SqlSystem | FileShareSystem, Field(discriminator="kind")]
+BUCKET_NAME_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+BucketName = Annotated[
+    str,
+    StringConstraints(pattern=BUCKET_NAME_PATTERN),
+    Field(
+        description="An S3 bucket name: 3 to 63 lower-case letters, digits, '.' and '-'",
+        examples=["exam-recordings"],
+    ),
+]
+
+
+class BucketQuarantine(_Strict):
+    """Where the quarantine action copies objects before deleting them."""
+
+    bucket: BucketName = Field(description="The quarantine bucket (may be the same bucket)")
+    prefix: str = Field(
+        default="",
+        description="Prefix put before each object's key in the quarantine bucket; must not "
+        "overlap a location's prefix when the quarantine is the same bucket",
+        examples=["quarantine/"],
+    )
+
+
+class BucketConnection(_Strict):
+    """How to reach AWS S3 or an S3-compatible store. Keys never live here: name a credential
+    (a file with ``aws_access_key_id = …`` and ``aws_secret_access_key = …`` lines), or a
+    profile of the AWS config files; with neither, the default chain of the AWS SDK is used
+    (environment, config files, the instance's or container's role)."""
+
+    endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 API's URL for an S3-compatible store (https://s3.school.example); "
+        "absent: AWS",
+        examples=["https://objects.school.example"],
+    )
+    region: str | None = Field(
+        default=None,
+        description="Region (AWS: where the buckets are; S3-compatible stores often take any)",
+        examples=["eu-central-1"],
+    )
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto",
+        description="path (https://host/bucket/key, what most S3-compatible stores need), "
+        "virtual (https://bucket.host/key) or auto",
+    )
+    credential: Identifier | None = Field(
+        default=None,
+        description="Name of the credential holding the access key id and secret: lines "
+        "aws_access_key_id = … and aws_secret_access_key = … (and aws_session_token = …)",
+    )
+    profile: str | None = Field(
+        default=None, description="A named profile of the AWS config and credentials files"
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        description="CA certificates (PEM file) to verify the endpoint's TLS certificate with, "
+        "for a store with a private CA; absolute or relative to the RoPA file",
+    )
+    quarantine: BucketQuarantine | None = Field(
+        default=None, description="Where the quarantine action keeps objects"
+    )
+    bypass_governance: bool = Field(
+        default=False,
+        description="Delete object versions under Object Lock GOVERNANCE retention (needs "
+        "s3:BypassGovernanceRetention); every bypass is audited per object. COMPLIANCE "
+        "retention and legal holds are never bypassed",
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _plain_endpoint(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if not re.match(r"^https?://[^/?#]+(/[^?#]*)?$", url, re.IGNORECASE):
+            raise ValueError("not an endpoint URL: write https://HOST[:PORT] (no query string)")
+        if "@" in url.split("/", 3)[2]:
+            # The URL is not echoed: it may hold a key.
+            raise ValueError(
+                "the endpoint URL contains a user or key: remove it and name a credential "
+                "instead (connection.credential), which the settings supply"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _one_source_of_keys(self) -> BucketConnection:
+        if self.credential is not None and self.profile is not None:
+            raise ValueError("give connection.credential or connection.profile, not both")
+        return self
+
+
+class BucketSystem(_SystemBase):
+    kind: Literal["bucket"]
+    connection: BucketConnection
+
+
+System = Annotated[SqlSystem | FileShareSystem | BucketSystem, Field(discriminator="kind")]
 
 
 class Condition(_Strict):
@@ -305,6 +407,26 @@ class PathDateClock(_Strict):
     )
 
 
+class TagClock(_Strict):
+    """The clock starts at a date in an object tag (S3)."""
+
+    tag: str = Field(description="The tag's key", examples=["recorded-on"])
+    format: str = Field(
+        default="%Y-%m-%d", description="strptime format of the date, e.g. %Y%m%d or %Y"
+    )
+
+
+class MetadataClock(_Strict):
+    """The clock starts at a date in the object's user metadata (S3 ``x-amz-meta-NAME``)."""
+
+    metadata: str = Field(
+        description="The metadata name, without x-amz-meta-", examples=["exam-date"]
+    )
+    format: str = Field(
+        default="%Y-%m-%d", description="strptime format of the date, e.g. %Y%m%d or %Y"
+    )
+
+
 ClockName = Literal["created", "modified", "accessed", "mtime", "ctime", "atime"]
 
 
@@ -312,13 +434,19 @@ def _clock_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "name"
     if isinstance(value, dict):
-        return next((k for k in ("column", "event", "path_date") if k in value), None)
+        return next(
+            (k for k in ("column", "event", "path_date", "tag", "metadata") if k in value), None
+        )
     if isinstance(value, ColumnClock):
         return "column"
     if isinstance(value, EventClock):
         return "event"
     if isinstance(value, PathDateClock):
         return "path_date"
+    if isinstance(value, TagClock):
+        return "tag"
+    if isinstance(value, MetadataClock):
+        return "metadata"
     return None
 
 
@@ -326,13 +454,15 @@ Clock = Annotated[
     Annotated[ClockName, Tag("name")]
     | Annotated[ColumnClock, Tag("column")]
     | Annotated[EventClock, Tag("event")]
-    | Annotated[PathDateClock, Tag("path_date")],
+    | Annotated[PathDateClock, Tag("path_date")]
+    | Annotated[TagClock, Tag("tag")]
+    | Annotated[MetadataClock, Tag("metadata")],
     Discriminator(
         _clock_kind,
         custom_error_type="clock_kind",
         custom_error_message=(
             "a clock is created, modified, accessed, mtime, ctime, atime, "
-            "{column: NAME}, {event: ID} or {path_date: GROUP}"
+            "{column: NAME}, {event: ID}, {path_date: GROUP}, {tag: KEY} or {metadata: NAME}"
         ),
     ),
 ]
@@ -370,7 +500,8 @@ class RetentionRule(_Strict):
     clock: Clock = Field(
         description=(
             "When the period starts: created, modified, accessed, {column: NAME}, "
-            "{event: ID} or {path_date: GROUP}; a location may override it"
+            "{event: ID}, {path_date: GROUP}, {tag: KEY} or {metadata: NAME}; a location "
+            "may override it"
         )
     )
     action: Action = Field(description="What to do with an item once it is due")
@@ -496,12 +627,7 @@ class FileLocation(_Strict):
     @field_validator("path_regex")
     @classmethod
     def _compiles(cls, regex: str | None) -> str | None:
-        if regex is not None:
-            try:
-                re.compile(regex)
-            except re.error as err:
-                raise ValueError(f"path_regex does not compile: {err}") from None
-        return regex
+        return _compiles("path_regex", regex)
 
     @property
     def label(self) -> str:
@@ -513,28 +639,78 @@ class FileLocation(_Strict):
         return set(re.compile(self.path_regex).groupindex) if self.path_regex else set()
 
 
+class BucketLocation(_Strict):
+    """Objects in a bucket under a prefix; an item is one key with all its versions."""
+
+    kind: ClassVar[str] = "bucket"
+    system: Identifier
+    bucket: BucketName
+    prefix: str = Field(
+        default="", description="Only keys that start with it", examples=["recordings/"]
+    )
+    key_regex: str | None = Field(
+        default=None,
+        description="Regex searched in the key (the whole key, prefix included): only keys "
+        "it matches are items; named groups give the subject and a date",
+        examples=[r"^recordings/(?P<date>\d{4}-\d{2}-\d{2})/(?P<subject>\d{6})/"],
+    )
+    subject_group: str = Field(default="subject", description="Regex group with the subject")
+    clock: Clock | None = Field(default=None, description="Overrides the rule's clock")
+
+    @field_validator("key_regex")
+    @classmethod
+    def _compiles(cls, regex: str | None) -> str | None:
+        return _compiles("key_regex", regex)
+
+    @property
+    def label(self) -> str:
+        """How plans, holds and the audit log name this location: ``system:bucket/prefix``."""
+        return f"{self.system}:{self.bucket}/{self.prefix}"
+
+    @property
+    def regex_groups(self) -> set[str]:
+        return set(re.compile(self.key_regex).groupindex) if self.key_regex else set()
+
+
+def _compiles(name: str, regex: str | None) -> str | None:
+    """Given a regex field's name and value, return the value. Raise ValueError if it does
+    not compile."""
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as err:
+            raise ValueError(f"{name} does not compile: {err}") from None
+    return regex
+
+
 def _location_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         if "table" in value:
             return "sql"
         if {"include", "exclude", "path_regex"} & value.keys():
             return "fileshare"
+        if "bucket" in value:
+            return "bucket"
         return None
     if isinstance(value, SqlLocation):
         return "sql"
     if isinstance(value, FileLocation):
         return "fileshare"
+    if isinstance(value, BucketLocation):
+        return "bucket"
     return None
 
 
 Location = Annotated[
-    Annotated[SqlLocation, Tag("sql")] | Annotated[FileLocation, Tag("fileshare")],
+    Annotated[SqlLocation, Tag("sql")]
+    | Annotated[FileLocation, Tag("fileshare")]
+    | Annotated[BucketLocation, Tag("bucket")],
     Discriminator(
         _location_kind,
         custom_error_type="location_kind",
         custom_error_message=(
             "cannot tell what kind of location this is: a SQL location names a 'table', "
-            "a file-share location names 'include' patterns"
+            "a file-share location names 'include' patterns, a bucket location a 'bucket'"
         ),
     ),
 ]
@@ -617,7 +793,7 @@ class Ropa(_Strict):
     def _known_timezone(cls, tz: str) -> str:
         return _check_timezone(tz)
 
-    def system(self, system_id: str) -> SqlSystem | FileShareSystem | None:
+    def system(self, system_id: str) -> SqlSystem | FileShareSystem | BucketSystem | None:
         return next((s for s in self.systems if s.id == system_id), None)
 
     def event(self, event_id: str) -> SqlEvent | None:

@@ -562,7 +562,7 @@ def test_system_without_kind_lists_the_kinds(tmp_path: Path) -> None:
     problem = only_problem(path)
     assert (problem.path, problem.message) == (
         "systems[0].kind",
-        "kind is missing: use one of 'sql', 'fileshare'",
+        "kind is missing: use one of 'sql', 'fileshare', 'bucket'",
     )
 
 
