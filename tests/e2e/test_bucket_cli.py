@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import Run
+from cli_run import Run
 from freezegun import freeze_time
 
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"

@@ -602,10 +602,17 @@ def test_kill_9_while_appending_leaves_a_log_the_next_append_repairs(env: Env) -
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPER_")}
     rng = random.Random(20240501)
     for _ in range(6):
+        before = sum(p.stat().st_size for p in env.segments())
         proc = subprocess.Popen(
             [sys.executable, "-c", _APPEND_FOREVER, str(env.state), KEY], env=environ
         )
-        time.sleep(rng.uniform(0.5, 1.0))
+        # Kill it while it appends: once it has written, not while Python is still starting
+        # (which can take seconds on a loaded machine).
+        deadline = time.monotonic() + 60
+        while sum(p.stat().st_size for p in env.segments()) <= before + 4096:
+            assert time.monotonic() < deadline, "the appending process wrote nothing in 60 s"
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         env.log(segment_bytes=8192).append("execution_started", "daemon")
