@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import functools
 import getpass
 import hashlib
 import hmac
@@ -82,7 +81,7 @@ import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from sweeper.errors import CredentialMissing, SweeperError
-from sweeper.logging import redact
+from sweeper.logging import is_secret_key, redact
 from sweeper.retention import Period
 from sweeper.settings import Settings
 from sweeper.store import Store, audit_head
@@ -106,9 +105,6 @@ BATCH = 1000
 
 _SEGMENT_NAME = re.compile(r"audit-(\d{6,})\.jsonl")
 _EVENT_NAME = re.compile(r"[a-z][a-z0-9_.]{0,63}")
-_SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|api_?key|private_?key|credential_value", re.IGNORECASE
-)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HASH_BEFORE = b',"plan_id":'  # "hash" sorts between "event" and "plan_id"
 _FIELDS = frozenset(
@@ -1276,7 +1272,7 @@ def _parse_body(raw: bytes, *, strict: bool = True) -> tuple[dict[str, Any], byt
 
 def _jsonable(value: Any, pseudonym: Any, key: str = "") -> Any:
     """Return value as plain JSON data, with secrets masked and nested subjects pseudonymised."""
-    if key and _is_secret_key(key):
+    if key and is_secret_key(key):
         return "***"
     if value is None or isinstance(value, bool | int):
         return value
@@ -1301,9 +1297,9 @@ def _jsonable(value: Any, pseudonym: Any, key: str = "") -> Any:
             kind = type(v)
             if name == "subject" and isinstance(v, str | int):
                 out["subject_ref"] = pseudonym(str(v))
-            elif (
-                v is None or kind is int or (kind is str and "@" not in v)
-            ) and not _is_secret_key(name):
+            elif (v is None or kind is int or (kind is str and "@" not in v)) and not is_secret_key(
+                name
+            ):
                 out[name] = v  # the common case, without a call per value
             else:
                 out[name] = _jsonable(v, pseudonym, name)
@@ -1315,11 +1311,6 @@ def _jsonable(value: Any, pseudonym: Any, key: str = "") -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return redact(str(value))
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_secret_key(name: str) -> bool:
-    return _SECRET_KEY.search(name) is not None
 
 
 def _recovery(reason: str, **details: Any) -> _Entry:

@@ -6,6 +6,7 @@ line. A processor masks secrets before anything is rendered. The audit stream is
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -14,8 +15,21 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|credential_value|api_key", re.IGNORECASE)
+# A secret's name, as a whole word of a snake_case or camelCase key: ``db_password``,
+# ``aws_secret_access_key``, ``sessionToken``; not ``bypassed_governance`` or ``passage``.
+_SECRET_WORDS = re.compile(
+    r"(?:^|_)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api_?key|private_?key|credential_value)"
+    r"s?(?:_|$)"
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/:@\s]*):[^@\s/]*@", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def is_secret_key(name: str) -> bool:
+    """Given a field name, return whether its value must be masked as a secret."""
+    words = _CAMEL.sub("_", name).lower().replace("-", "_").replace(" ", "_")
+    return _SECRET_WORDS.search(words) is not None
 
 
 def redact(text: str) -> str:
@@ -25,7 +39,7 @@ def redact(text: str) -> str:
 
 def _mask(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key):
+        if is_secret_key(key):
             event[key] = "***"
         elif isinstance(value, str):
             event[key] = redact(value)
