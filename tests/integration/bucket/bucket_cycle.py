@@ -92,6 +92,7 @@ class Cycle:
             only=(),
             now=NOW,
             current_digest=load_ropa(self.path).digest,
+            audit=AuditLog.open(self.settings, self.store),
         )
 
     def execute(self, plan_id: str) -> execution.ExecutionResult:
