@@ -800,6 +800,9 @@ def _register_groups() -> None:
     from sweeper.cli_audit import audit
 
     cli.add_command(audit)
+    from sweeper.cli_ropa import ropa
+
+    cli.add_command(ropa)
 
 
 _register_groups()
