@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shlex
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -295,13 +296,6 @@ def _program_version() -> str:
         return "unknown"
 
 
-def _quote(text: str) -> str:
-    """Quote a command-line argument for a POSIX shell, only where it needs it."""
-    import shlex
-
-    return shlex.quote(text)
-
-
 def _rule_sources(plan: Mapping[str, Any]) -> dict[str, Any] | None:
     """The RoPA's activities by id, if the RoPA the plan was made from is readable and
     unchanged (its digest); else None."""
@@ -378,7 +372,7 @@ def render(store: Store, plan_id: str, options: ReportOptions) -> str:
     approve = {
         "all": f'{program} approve {pid} --by "NAME"',
         "part": [
-            f'{program} approve {pid} --by "NAME" --only activity={_quote(a)}'
+            f'{program} approve {pid} --by "NAME" --only activity={shlex.quote(a)}'
             for a in list(per_activity)[:2]
         ],
         "reject": f'{program} reject {pid} --by "NAME" --reason "WHY"',

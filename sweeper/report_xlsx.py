@@ -16,27 +16,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sweeper.report import location_rows, summary_rows
+from sweeper.report import CSV_COLUMNS, location_rows, summary_rows
 from sweeper.report_html import STATUSES, ReportOptions, days_over
 from sweeper.report_i18n import texts
 from sweeper.store import Store
 
 MAX_ROWS = 1_048_576  # Excel's rows per sheet, the header included
-ITEM_COLUMNS = (
-    "system",
-    "location",
-    "key",
-    "subject",
-    "clock_start",
-    "due_date",
-    "days_overdue",
-    "status",
-    "action",
-    "size",
-    "reason",
-    "details",
-    "fingerprint",
-)
+# The CSV's columns but the plan and the activity, which the sheet already says.
+ITEM_COLUMNS = tuple(c for c in CSV_COLUMNS if c not in ("plan_id", "activity"))
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
@@ -81,13 +68,11 @@ class _Cells:
             return cell
         return value
 
-    def moment(self, value: str | None) -> Any:
+    def moment(self, value: str | None) -> datetime | None:
+        """A stored ISO time as a naive local datetime: openpyxl gives it a date format."""
         if not value:
             return None
-        local = datetime.fromisoformat(value).astimezone(self.tz).replace(tzinfo=None)
-        cell = self.make(self.ws, value=local)
-        cell.number_format = "yyyy-mm-dd hh:mm"
-        return cell
+        return datetime.fromisoformat(value).astimezone(self.tz).replace(tzinfo=None)
 
 
 class _ItemSheets:

@@ -152,13 +152,9 @@ class Settings(BaseSettings):
     @field_validator("report_timezone")
     @classmethod
     def _known_report_timezone(cls, tz: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from sweeper.ropa.model import _check_timezone
 
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{tz!r} is not an IANA timezone such as Europe/Amsterdam") from None
-        return tz
+        return _check_timezone(tz)
 
     @classmethod
     def settings_customise_sources(

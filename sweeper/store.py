@@ -344,8 +344,8 @@ class Store:
             yield dict(zip(ITEM_FIELDS, row, strict=True))
 
     def plan_history(self, until: datetime, limit: int = 100) -> list[dict[str, Any]]:
-        """Return the stored, complete-or-not plans made at or before ``until``, oldest first
-        (at most the ``limit`` latest): id, created_at, clock and summary, for trends."""
+        """Return the stored plans (state ready) made at or before ``until``, oldest first, at
+        most the ``limit`` latest: id, created_at, clock and summary, for trends over time."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(plans.c.id, plans.c.created_at, plans.c.clock, plans.c.summary)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
-from conftest import Run
+
+# The `sweeper` fixture (tests/e2e/conftest.py) runs the console script.
+Run = Callable[..., subprocess.CompletedProcess[str]]
 
 DEMO = Path(__file__).resolve().parents[2] / "sweeper" / "demo" / "ropa.yaml"
 
