@@ -201,6 +201,10 @@ def run_plan(
         _print_plan_summary(store, result.plan_id)
         console.print(f"\nplan [bold]{result.plan_id}[/] stored in {_safe_url(settings)}")
         console.print(f"reports: {paths['json']}\n         {paths['csv']}")
+        console.print(
+            f"to review in a browser or a spreadsheet: sweeper report {result.plan_id} "
+            "--format html (or xlsx)"
+        )
         if not result.complete:
             err_console.print(
                 "[red]the plan is incomplete[/]: a system or location failed (see above); "
