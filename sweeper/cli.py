@@ -201,6 +201,10 @@ def run_plan(
         _print_plan_summary(store, result.plan_id)
         console.print(f"\nplan [bold]{result.plan_id}[/] stored in {_safe_url(settings)}")
         console.print(f"reports: {paths['json']}\n         {paths['csv']}")
+        console.print(
+            f"to review in a browser or a spreadsheet: sweeper report {result.plan_id} "
+            "--format html (or xlsx)"
+        )
         if not result.complete:
             err_console.print(
                 "[red]the plan is incomplete[/]: a system or location failed (see above); "
@@ -264,18 +268,38 @@ def plans(obj: _Context, limit: int) -> None:
 @cli.command()
 @click.argument("plan_id", metavar="PLAN")
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv", "html", "xlsx"]),
+    default="json",
+    show_default=True,
+    help="html: one self-contained page for review in a browser; xlsx: a workbook.",
 )
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="File (default: stdout)"
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="File (default: stdout for json and csv, reports_dir/plan-ID.html|xlsx for html "
+    "and xlsx; '-' for stdout).",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "nl"]),
+    help="Language of the html and xlsx reports (default: the report_language setting).",
 )
 @click.pass_obj
-def report(obj: _Context, plan_id: str, fmt: str, output: Path | None) -> None:
-    """Render a stored plan again as JSON or CSV."""
+def report(obj: _Context, plan_id: str, fmt: str, output: Path | None, lang: str | None) -> None:
+    """Render a stored plan again as JSON, CSV, HTML or XLSX."""
     from sweeper.report import write_csv, write_json
     from sweeper.store import Store
 
     store = Store.open(obj.settings.state_database_url)
+    if fmt in ("html", "xlsx"):
+        try:
+            _report_for_people(obj, store, plan_id, fmt, output, lang)
+        finally:
+            store.close()
+        return
     writer = write_json if fmt == "json" else write_csv
     try:
         if output is None:
@@ -286,6 +310,70 @@ def report(obj: _Context, plan_id: str, fmt: str, output: Path | None) -> None:
             err_console.print(f"written: {output}")
     finally:
         store.close()
+
+
+def _report_for_people(
+    obj: _Context, store: Any, plan_id: str, fmt: str, output: Path | None, lang: str | None
+) -> None:
+    """Write the HTML or XLSX report of a plan, to a file (atomically) or to stdout."""
+    import os
+    import shutil
+    import tempfile
+
+    from sweeper.report_html import ReportOptions, write_html
+    from sweeper.report_xlsx import write_xlsx
+
+    settings = obj.settings
+    plan = store.plan(plan_id)
+    options = ReportOptions(
+        language=lang or settings.report_language,  # type: ignore[arg-type]
+        timezone=settings.report_timezone,
+        items_per_location=settings.report_items_per_location,
+        approvers_required=settings.approvers_required,
+        plan_max_age=settings.plan_max_age,
+        program=_program(obj),
+        full_reports=(f"plan-{plan['id']}.csv", f"plan-{plan['id']}.xlsx"),
+    )
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and fmt == "xlsx" and sys.stdout.isatty():
+        raise SweeperError("an xlsx report is binary: give -o FILE, or pipe stdout")
+    target = (
+        settings.reports_path / f"plan-{plan['id']}.{fmt}"
+        if output is None or to_stdout
+        else output
+    )
+    folder = target.parent if not to_stdout else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        if fmt == "xlsx":
+            write_xlsx(store, plan["id"], Path(tmp), options)
+        else:
+            with open(tmp, "w", encoding="utf-8") as out:
+                write_html(store, plan["id"], out, options)
+        if to_stdout:
+            with open(tmp, "rb") as written:
+                shutil.copyfileobj(written, sys.stdout.buffer)
+            return
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    err_console.print(f"written: {target}")
+
+
+def _program(obj: _Context) -> str:
+    """How to run this sweeper again with the same state: for the commands a report prints."""
+    import shlex
+
+    words = ["sweeper"]
+    if obj.config is not None:
+        words += ["--config", str(obj.config)]
+    for name, value in obj.overrides.items():
+        if value is not None:
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    return shlex.join(words)
 
 
 # -- approve / reject / execute -----------------------------------------------------------------
@@ -769,9 +857,11 @@ def _escape(text: str) -> str:
 def _register_groups() -> None:
     from sweeper.cli_audit import audit
     from sweeper.cli_export import export
+    from sweeper.cli_ropa import ropa
 
     cli.add_command(audit)
     cli.add_command(export)
+    cli.add_command(ropa)
 
 
 _register_groups()

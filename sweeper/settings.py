@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -133,6 +133,28 @@ class Settings(BaseSettings):
         description="Audit segments whose last record is older than this are removed by "
         "`sweeper audit prune`",
     )
+    report_language: Literal["en", "nl"] = Field(
+        default="en",
+        description="Language of the HTML and XLSX reports: en (English) or nl (Dutch)",
+    )
+    report_timezone: str = Field(
+        default="Europe/Amsterdam",
+        description="Timezone in which the HTML and XLSX reports show dates and times (IANA)",
+    )
+    report_items_per_location: int = Field(
+        default=500,
+        ge=0,
+        le=100_000,
+        description="Most items the HTML report lists per location (the CSV and XLSX list "
+        "all); the page says how many are left out",
+    )
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _known_report_timezone(cls, tz: str) -> str:
+        from sweeper.ropa.model import _check_timezone
+
+        return _check_timezone(tz)
 
     @classmethod
     def settings_customise_sources(

@@ -343,6 +343,19 @@ class Store:
         for row in self.item_rows(plan_id, location_idx=location_idx, statuses=statuses):
             yield dict(zip(ITEM_FIELDS, row, strict=True))
 
+    def plan_history(self, until: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the stored plans (state ready) made at or before ``until``, oldest first, at
+        most the ``limit`` latest: id, created_at, clock and summary, for trends over time."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(plans.c.id, plans.c.created_at, plans.c.clock, plans.c.summary)
+                .where(plans.c.created_at <= until, plans.c.state == "ready")
+                .order_by(plans.c.created_at.desc())
+                .limit(limit)
+            ).mappings()
+            found = [dict(r, summary=json.loads(r["summary"])) for r in rows]
+        return found[::-1]
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()

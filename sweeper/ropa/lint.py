@@ -66,6 +66,25 @@ def lint(ropa: Ropa, origins: Origins) -> list[Problem]:
                 ".retention",
                 "no retention rule (Art. 30(1)(f)): nothing can be enforced for this activity",
             )
+        if activity.retention is not None:
+            rule = activity.retention
+            if not rule.source:
+                warn(
+                    "activities",
+                    aid,
+                    ".retention.source",
+                    "the retention period names no source: give the statute and article, the "
+                    "sector guideline, the archival selection list, the code of conduct or "
+                    "the policy it comes from (and source_kind)",
+                )
+            elif rule.source_kind is None:
+                warn(
+                    "activities",
+                    aid,
+                    ".retention.source_kind",
+                    "the retention period's source does not say what it is: set source_kind "
+                    "to statute, guideline, archival_list, code_of_conduct or policy",
+                )
         if not activity.locations:
             warn(
                 "activities",

@@ -53,6 +53,7 @@ __all__ = [
     "PathDateClock",
     "RetentionRule",
     "Ropa",
+    "SourceKind",
     "SqlConnection",
     "SqlEvent",
     "SqlLocation",
@@ -475,6 +476,16 @@ class Action(StrEnum):
     REVIEW = "review"
 
 
+class SourceKind(StrEnum):
+    """What kind of source a retention period comes from: how binding it is."""
+
+    STATUTE = "statute"  # a law or decree (wet, besluit, regeling): binding
+    GUIDELINE = "guideline"  # sector or supervisory guidance (PO-Raad, AP, Inspectie)
+    ARCHIVAL_LIST = "archival_list"  # an archival selection list (selectielijst, Archiefwet)
+    CODE_OF_CONDUCT = "code_of_conduct"  # a code endorsed by the sector (NVP Sollicitatiecode)
+    POLICY = "policy"  # the institution's own policy
+
+
 class Limits(_Strict):
     """Blast-radius limits: a breach blocks the location; nothing there is acted on."""
 
@@ -513,6 +524,16 @@ class RetentionRule(_Strict):
     source: str | None = Field(
         default=None,
         description="Where the period comes from: statute and article, guideline, policy",
+    )
+    source_kind: SourceKind | None = Field(
+        default=None,
+        description="What the source is: statute, guideline, archival_list, code_of_conduct "
+        "or policy (a guideline or policy is not law; say so)",
+    )
+    note: str | None = Field(
+        default=None,
+        description="Where sources differ, a period is a minimum, or the choice needs "
+        "explaining: say it here",
     )
     quarantine_for: Period = Field(
         default_factory=lambda: Period(days=30),

@@ -39,7 +39,7 @@ activities:
     data_subjects: [pupils]
     data_categories: [grades]
     security_measures: [access control]
-    retention: {period: P2Y, clock: modified, action: delete}
+    retention: {period: P2Y, clock: modified, action: delete, source: policy, source_kind: policy}
 """
 
 

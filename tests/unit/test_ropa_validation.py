@@ -397,14 +397,15 @@ ACTIVITY = """
     data_subjects: [pupils]
     data_categories: [grades]
     security_measures: [access control]
-    retention: {{period: P2Y, clock: {{column: created}}, action: delete}}
+    retention: {{period: P2Y, clock: {{column: created}}, action: delete, {SOURCE}}}
     locations:
       - {{system: sis, table: {id}, key: id}}
 """
 
 
 def activities(*ids: str) -> str:
-    return "activities:" + "".join(ACTIVITY.format(id=i) for i in ids)
+    source = "source: School policy, source_kind: policy"
+    return "activities:" + "".join(ACTIVITY.format(id=i, SOURCE=source) for i in ids)
 
 
 def test_folder_ropa_merges_its_files(tmp_path: Path) -> None:
@@ -633,7 +634,13 @@ COMPLETE: dict[str, Any] = {
             "data_categories": ["care notes"],
             "transfers": [{"country": "US", "safeguards": "Data Privacy Framework"}],
             "security_measures": ["need-to-know access"],
-            "retention": {"period": "P2Y", "clock": {"column": "closed_on"}, "action": "delete"},
+            "retention": {
+                "period": "P2Y",
+                "clock": {"column": "closed_on"},
+                "action": "delete",
+                "source": "School policy on pupil care",
+                "source_kind": "policy",
+            },
             "locations": [{"system": "sis", "table": "care_notes", "key": "id"}],
         }
     ],
@@ -660,6 +667,13 @@ def _no_dpo(ropa: dict[str, Any]) -> None:
 
 def _no_owner(ropa: dict[str, Any]) -> None:
     del ropa["systems"][0]["owner"]
+
+
+def _retention_without(key: str) -> Any:
+    def change(ropa: dict[str, Any]) -> None:
+        del ropa["activities"][0]["retention"][key]
+
+    return change
 
 
 WARNINGS = {
@@ -690,6 +704,16 @@ WARNINGS = {
         "no security measures",
     ),
     "system without owner": (_no_owner, "systems[0].owner", "no owner"),
+    "retention without source": (
+        _retention_without("source"),
+        "activities[0].retention.source",
+        "the retention period names no source",
+    ),
+    "source without its kind": (
+        _retention_without("source_kind"),
+        "activities[0].retention.source_kind",
+        "set source_kind to statute, guideline, archival_list, code_of_conduct or policy",
+    ),
 }
 
 
