@@ -14,6 +14,7 @@ from pathlib import Path
 from fakes import FakeConnector, fake_connectors
 
 from connectors.base import ScannedItem
+from sweeper.audit import AuditLog
 from sweeper.holds import place
 from sweeper.plan import PlanOptions, build_plan
 from sweeper.ropa import load_ropa
@@ -143,7 +144,13 @@ def build_plans(tmp_path: Path) -> Plans:
         _fill(now, legacy)
         if not ids:
             place(
-                store, "subject", reason="complaint 2026-17", by="FG", now=now, subject=HELD_SUBJECT
+                store,
+                "subject",
+                reason="complaint 2026-17",
+                by="FG",
+                now=now,
+                subject=HELD_SUBJECT,
+                audit=AuditLog.open(settings, store),
             )
         result = build_plan(
             loaded,
