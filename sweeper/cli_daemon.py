@@ -333,27 +333,26 @@ def _model_lines(model: Any, depth: int) -> Iterator[str]:
     indent = "  " * depth
     for name, info in model.model_fields.items():
         annotation = info.annotation
-        description = info.description or ""
-        for part in _wrap(description, 96 - len(indent)):
+        for part in _wrap(info.description or "", 96 - len(indent)):
             yield f"{indent}# {part}"
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield f"{indent}{name}:"
+            yield f"{indent}# {name}:"
             yield from _model_lines(annotation, depth + 1)
-            yield ""
             continue
         yield f"{indent}# {name}: {_default_text(name, info)}"
         yield ""
 
 
-_MACHINE_DEFAULTS = {
-    "state_dir": "$STATE_DIRECTORY under systemd, else ~/.local/state/ropa-sweeper",
-    "credentials_dir": "$CREDENTIALS_DIRECTORY",
+# Defaults that depend on the machine, shown as they are under sweeper.service.
+_SYSTEMD_DEFAULTS = {
+    "state_dir": "/var/lib/ropa-sweeper",
+    "credentials_dir": "/run/credentials/sweeper.service",
 }
 
 
 def _default_text(name: str, info: Any) -> str:
-    if name in _MACHINE_DEFAULTS:
-        return f"  # default: {_MACHINE_DEFAULTS[name]}"
+    if name in _SYSTEMD_DEFAULTS:
+        return _SYSTEMD_DEFAULTS[name]
     value = info.get_default(call_default_factory=True)
     if value is None:
         return "null"
