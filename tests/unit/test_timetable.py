@@ -4,6 +4,7 @@ daylight-saving changes of their timezone, and a job that overruns is not starte
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -82,7 +83,7 @@ def test_daily_time_keeps_its_wall_clock_time_across_the_change() -> None:
 def test_interval_is_elapsed_time_across_the_autumn_change() -> None:
     """'every hour' runs every 60 minutes through the repeated hour, without a gap."""
     ran = runs("every hour", datetime(2026, 10, 24, 22, 30, tzinfo=UTC), 6)
-    gaps = {b - a for a, b in zip(ran, ran[1:], strict=False)}
+    gaps = {b - a for a, b in pairwise(ran)}
     assert len(ran) == 6 and gaps == {timedelta(hours=1)}
 
 
@@ -90,7 +91,7 @@ def test_hourly_at_a_minute_runs_every_hour_across_the_spring_change() -> None:
     """'hourly at :15' runs at a quarter past every hour, 60 minutes apart, across the gap."""
     ran = runs("hourly at :15", datetime(2026, 3, 28, 22, 0, tzinfo=UTC), 6)
     assert {m.minute for m in ran} == {15}
-    assert {b - a for a, b in zip(ran, ran[1:], strict=False)} == {timedelta(hours=1)}
+    assert {b - a for a, b in pairwise(ran)} == {timedelta(hours=1)}
 
 
 def test_weekly_runs_on_its_weekday_at_local_time() -> None:
