@@ -67,6 +67,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class JobUnavailable(SweeperError):
+    """The job is not available in this version."""
+
+    exit_code = 2
+
+
 class Stopped(Exception):
     """Raised inside a dry run when a stop was requested: the dry run is abandoned."""
 
@@ -339,10 +345,6 @@ def pending_plans(store: Store, settings: Settings, digest: str, now: datetime) 
     return found
 
 
-def discover_job(runtime: Runtime) -> Outcome:  # pragma: no cover  (never scheduled yet)
-    raise SweeperError(DISCOVER_MISSING)
-
-
 DISCOVER_MISSING = (
     "discovery of shadow data is not available in this version: set schedule.discover to 'never'"
 )
@@ -457,7 +459,7 @@ def run_recorded(runtime: Runtime, job: str, trigger: str) -> Outcome:
     written after it. A SweeperError ends the job as failed, never the daemon."""
     function = JOBS[job]
     if function is None:
-        raise SweeperError(DISCOVER_MISSING)
+        raise JobUnavailable(DISCOVER_MISSING)
     settings = runtime.settings
     store = Store.open(settings.state_database_url)
     started = _utc_now()
