@@ -483,6 +483,8 @@ def run_recorded(runtime: Runtime, job: str, trigger: str) -> Outcome:
             outcome = function(runtime)
         except SweeperError as err:
             outcome = Outcome("failed", str(err))
+        except sa.exc.SQLAlchemyError as err:  # the state store went away mid-job
+            outcome = Outcome("failed", f"the state store failed: {type(err).__name__}: {err}")
         finished = _utc_now()
         with store.engine.begin() as conn:
             conn.execute(
@@ -717,8 +719,6 @@ class Daemon:
 
     def start(self) -> None:
         """Load and check everything, then say READY. Raise on any problem (no READY)."""
-        from sweeper.metrics import MetricsPublisher
-
         self.settings, self.loaded = load_everything(self.config, self.overrides, self.ropa_path)
         self.timetable = Timetable(self.settings, self.loaded, self.clock)
         store = Store.open(self.settings.state_database_url)
@@ -726,14 +726,14 @@ class Daemon:
             mark_interrupted(store)
         finally:
             store.close()
-        self.metrics = MetricsPublisher(self.settings)
-        self.metrics.publish(self.timetable.next_runs())
+        self.metrics = _publisher(self.settings)
+        self._publish()
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
         self.timetable.start(self._run_job)
-        self._watchdog()
         self.notifier.ready(self._idle_status())
+        self._watchdog()
         log.info(
             "daemon ready",
             ropa=str(self.loaded.path),
@@ -776,11 +776,18 @@ class Daemon:
         try:
             outcome = run_recorded(runtime, name, "schedule")
             self._progress(f"{name}: {outcome.result}: {outcome.message}")
-        except SweeperError as err:  # the state store itself failed: try again next time
-            log.error("job could not run", job=name, error=str(err))
+        except (SweeperError, sa.exc.SQLAlchemyError) as err:  # the state store failed
+            log.error("job could not run; it runs again at its next slot", job=name, error=str(err))
         finally:
             self.current = "idle"
+            self._publish()
+
+    def _publish(self) -> None:
+        """Write the metrics; a failure is logged, never fatal (the next job writes them)."""
+        try:
             self.metrics.publish(self.timetable.next_runs())
+        except (SweeperError, sa.exc.SQLAlchemyError, OSError) as err:
+            log.error("cannot write the metrics", error=str(err))
 
     def _progress(self, status: str) -> None:
         self.heartbeat = time.monotonic()
@@ -824,13 +831,15 @@ class Daemon:
                 f"reload refused ({len(problems)} problem(s)); {self._idle_status()}"
             )
             return
-        from sweeper.metrics import MetricsPublisher
-
         self.settings, self.loaded, self.timetable = settings, loaded, timetable
         self.timetable.start(self._run_job)
         self.metrics.close()
-        self.metrics = MetricsPublisher(settings)
-        self.metrics.publish(self.timetable.next_runs())
+        try:
+            self.metrics = _publisher(settings)
+        except SettingsInvalid as err:
+            log.error("metrics are not served", problem=str(err.problems[0]))
+            self.metrics = _publisher(settings, serve=False)
+        self._publish()
         log.info("reloaded", ropa=str(loaded.path), digest=loaded.digest[:12])
         self.notifier.ready(f"reloaded; {self._idle_status()}")
 
@@ -855,6 +864,24 @@ class Daemon:
 
         self.notifier.ping()
         threading.Thread(target=ping, name="sweeper-watchdog", daemon=True).start()
+
+
+def _publisher(settings: Settings, *, serve: bool = True) -> Any:
+    """Return the metrics publisher. Raise SettingsInvalid if metrics.listen is taken."""
+    from sweeper.metrics import MetricsPublisher
+
+    try:
+        return MetricsPublisher(settings, serve=serve)
+    except OSError as err:
+        raise SettingsInvalid(
+            [
+                Problem(
+                    "settings",
+                    "metrics.listen",
+                    f"cannot listen on {settings.metrics.listen}: {err.strerror}",
+                )
+            ]
+        ) from err
 
 
 def _seconds(period: Any) -> float:

@@ -121,6 +121,7 @@ def execution_lock(
     lock = _Lock(settings.state_dir / "execution.lock", store)
     start = time.monotonic()
     timeout = _seconds(settings)
+    said = False
     while True:
         holder = lock.try_acquire(me)
         if holder is None:
@@ -136,6 +137,9 @@ def execution_lock(
             )
         if waiting is not None:
             waiting(holder)
+        if not said:
+            said = True
+            log.info("waiting for the execution lock", holder=str(holder), command=command)
         time.sleep(POLL_SECONDS)
     log.debug("execution lock taken", command=command)
     try:

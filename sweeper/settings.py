@@ -88,15 +88,9 @@ class ScheduleSettings(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, tz: str | None) -> str | None:
-        if tz is None:
-            return None
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from sweeper.ropa.model import _check_timezone
 
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{tz!r} is not an IANA timezone such as Europe/Amsterdam") from None
-        return tz
+        return _check_timezone(tz) if tz is not None else None
 
 
 class LockSettings(BaseModel):
