@@ -74,8 +74,8 @@ def daemon(ctx: click.Context, ropa_path: Path | None) -> None:
 def run(ctx: click.Context, job: str, once: bool, ropa_path: Path | None) -> None:
     """Run one job of the daemon now, as the daemon would, and exit.
 
-    Exit 0 if it succeeded, 1 if it failed or was stopped, 75 if the execution lock is
-    held and lock.on_busy is refuse.
+    Exit 0 if it succeeded, 1 if it failed or was stopped, 75 if the execution lock is held
+    (with lock.on_busy refuse, or past lock.wait_timeout).
     """
     import signal
     import threading
@@ -100,6 +100,8 @@ def run(ctx: click.Context, job: str, once: bool, ropa_path: Path | None) -> Non
     outcome = run_recorded(Runtime(settings, loaded, stop), job, "once")
     MetricsPublisher(settings, serve=False).publish()
     click.echo(f"{job}: {outcome.result}: {outcome.message}")
+    if outcome.result == "busy":
+        sys.exit(75)
     if outcome.result != "ok":
         sys.exit(1)
 

@@ -53,6 +53,7 @@ import sqlalchemy as sa
 import structlog
 
 from sweeper.errors import CredentialMissing, Problem, SettingsInvalid, SweeperError
+from sweeper.lock import LockBusy, execution_lock
 from sweeper.ropa.load import LoadedRopa
 from sweeper.settings import Settings, load_settings
 from sweeper.store import Store, job_runs
@@ -79,7 +80,8 @@ class Stopped(Exception):
 
 @dataclass
 class Outcome:
-    """How a job ended: ``ok``, ``failed`` or ``stopped``, what it did, and its details."""
+    """How a job ended: ``ok``, ``failed``, ``stopped`` or ``busy`` (the execution lock was
+    held), what it did, and its details."""
 
     result: str
     message: str
@@ -179,8 +181,6 @@ def plan_job(runtime: Runtime) -> Outcome:
 
 def execute_job(runtime: Runtime) -> Outcome:
     """Execute approved plans not yet finished, and auto_approve rules from a fresh dry run."""
-    from sweeper.lock import execution_lock
-
     settings = runtime.settings
     store = Store.open(settings.state_database_url)
     try:
@@ -354,7 +354,6 @@ def prune_job(runtime: Runtime) -> Outcome:
     """Remove the sweeper's own plans, reports and job records past plan_retention, and audit
     segments past audit_retention."""
     from sweeper.audit import AuditLog
-    from sweeper.lock import execution_lock
 
     settings = runtime.settings
     now = _utc_now()
@@ -481,6 +480,8 @@ def run_recorded(runtime: Runtime, job: str, trigger: str) -> Outcome:
         bound.info("job started", trigger=trigger)
         try:
             outcome = function(runtime)
+        except LockBusy as err:  # lock.on_busy refuse, or the wait timed out
+            outcome = Outcome("busy", str(err))
         except SweeperError as err:
             outcome = Outcome("failed", str(err))
         except sa.exc.SQLAlchemyError as err:  # the state store went away mid-job

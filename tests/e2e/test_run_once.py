@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -96,32 +95,36 @@ def test_prune_job_removes_plans_and_reports_past_their_retention(
     sweeper: Run, estate: Path, tmp_path: Path
 ) -> None:
     """run --once prune removes plans older than plan_retention with their reports, audits
-    it, and the audit log still verifies."""
-    short = {"SWEEPER_PLAN_MAX_AGE": "PT1S", "SWEEPER_PLAN_RETENTION": "PT2S"}
-    assert sweeper("plan", "--ropa", str(estate), extra_env=short).returncode == 0
-    reports = tmp_path / "state" / "reports"
-    [old] = [p.name.split(".")[0] for p in reports.glob("plan-*.json")]
-    time.sleep(2.5)
-    assert sweeper("plan", "--ropa", str(estate), extra_env=short).returncode == 0
-    result = sweeper("run", "--once", "prune", "--ropa", str(estate), extra_env=short)
-    assert result.returncode == 0, result.stderr
-    assert "1 plan(s) older than PT2S" in result.stdout
-    assert not list(reports.glob(f"{old}.*"))
-    assert len(list(reports.glob("plan-*.json"))) == 1
+    it, keeps the younger plan, and the audit log still verifies."""
+    for _ in range(2):
+        assert sweeper("plan", "--ropa", str(estate)).returncode == 0
     state = sqlite3.connect(tmp_path / "state" / "state.db")
-    plan_id = old.removeprefix("plan-")
+    old, young = [r[0] for r in state.execute("SELECT id FROM plans ORDER BY created_at")]
+    with state:  # the first plan was made seven months ago (plan_retention is P6M)
+        state.execute(
+            "UPDATE plans SET created_at = datetime(created_at, '-7 months') WHERE id = ?", (old,)
+        )
+    result = sweeper("run", "--once", "prune", "--ropa", str(estate))
+    assert result.returncode == 0, result.stderr
+    assert "1 plan(s) older than P6M" in result.stdout
+    reports = tmp_path / "state" / "reports"
+    assert not list(reports.glob(f"plan-{old}.*"))
+    assert {p.name for p in reports.glob("plan-*")} == {f"plan-{young}.json", f"plan-{young}.csv"}
     for table, column in (
         ("plans", "id"),
         ("plan_items", "plan_id"),
         ("plan_locations", "plan_id"),
     ):
-        count = state.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", (plan_id,))
+        count = state.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", (old,))
         assert count.fetchone()[0] == 0
+    assert state.execute("SELECT COUNT(*) FROM plan_items WHERE plan_id = ?", (young,)).fetchone()[
+        0
+    ]
     state.close()
     pruned = json.loads(
         sweeper("audit", "show", "--event", "plans_pruned", "--format", "json").stdout
     )
-    assert pruned[0]["details"]["plans"] == [plan_id]
+    assert pruned[0]["details"]["plans"] == [old]
     assert sweeper("audit", "verify").returncode == 0
 
 

@@ -71,7 +71,7 @@ def test_agents_sharing_a_store_never_overlap_and_a_killed_holder_frees_it(
         while (line := holder.stdout.readline()) != "held\n":
             assert line, "the holder ended before it held the lock"
         refused = prune_once(tmp_path, agent_env(tmp_path, "agent-b", state_url), ropa)
-        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert refused.returncode == 75, refused.stdout + refused.stderr
         message = " ".join(refused.stdout.split())
         assert f"another execution holds the lock: agent A: execute job (pid {holder.pid} on " in (
             message
