@@ -182,24 +182,42 @@ def _status(settings: Settings, store: Any) -> dict[str, Any]:
 
 
 def _next_runs(settings: Settings, store: Any, now: datetime) -> list[dict[str, Any]]:
-    """When each job runs next, by the timetable in the settings. An interval counts from
-    when the daemon started, which the settings do not know: from its last run then."""
+    """When each job runs next: as a running daemon recorded it, or else as the timetable in
+    the settings places it from now (``daemon`` is then null)."""
+    import socket
     from zoneinfo import ZoneInfo
 
-    from sweeper.metrics import last_runs
+    import sqlalchemy as sa
 
-    runs = last_runs(store)
+    from sweeper.store import daemon_schedule
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(daemon_schedule).order_by(daemon_schedule.c.job)).mappings()
+        recorded = [dict(r) for r in rows]
+    host = socket.gethostname()
+    alive = [r for r in recorded if r["host"] != host or Path(f"/proc/{r['pid']}").exists()]
+    if alive:
+        return [
+            {
+                "job": r["job"],
+                "timing": r["timing"],
+                "next": r["next_at"],
+                "daemon": f"pid {r['pid']} on {r['host']}",
+            }
+            for r in alive
+        ]
     tz = ZoneInfo(settings.schedule.timezone or _ropa_timezone(settings) or "UTC")
     found = []
     for job in ("plan", "execute", "discover", "prune"):
         timing = getattr(settings.schedule, job)
-        if timing.never:
-            found.append({"job": job, "timing": str(timing), "next": None})
-            continue
-        since = now
-        if timing.interval is not None and job in runs:
-            since = max(runs[job]["finished_at"] or now, now - timing.interval)
-        found.append({"job": job, "timing": str(timing), "next": timing.next_after(since, tz)})
+        found.append(
+            {
+                "job": job,
+                "timing": str(timing),
+                "next": None if timing.never else timing.next_after(now, tz),
+                "daemon": None,
+            }
+        )
     return found
 
 
@@ -221,7 +239,14 @@ def _print_status(report: dict[str, Any]) -> None:
 
     console = Console(highlight=False)
     runs = Table(
-        "job", "started", "took", "result", "by", "message", title="last runs", title_justify="left"
+        "job",
+        "started",
+        "took",
+        "result",
+        "trigger",
+        "message",
+        title="last runs",
+        title_justify="left",
     )
     for r in report["last_runs"]:
         runs.add_row(
@@ -235,7 +260,13 @@ def _print_status(report: dict[str, Any]) -> None:
     if not report["last_runs"]:
         runs.add_row("-", "never", "", "", "", "no job has run yet")
     console.print(runs)
-    nexts = Table("job", "timetable", "next run", title="next runs", title_justify="left")
+    daemons = sorted({n["daemon"] for n in report["next_runs"] if n["daemon"]})
+    title = (
+        f"next runs (daemon: {', '.join(daemons)})"
+        if daemons
+        else "next runs (no daemon running: as the timetable places them from now)"
+    )
+    nexts = Table("job", "timetable", "next run", title=title, title_justify="left")
     for n in report["next_runs"]:
         nexts.add_row(
             n["job"], n["timing"], f"{n['next']:%Y-%m-%d %H:%M:%S}Z" if n["next"] else "-"
@@ -264,7 +295,7 @@ def _print_status(report: dict[str, Any]) -> None:
         console.print(holds)
     else:
         console.print("no hold in force")
-    legacy = [s for s in report["legacy_systems"]]
+    legacy = report["legacy_systems"]
     if legacy:
         table = Table(
             "system",

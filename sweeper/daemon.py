@@ -760,6 +760,7 @@ class Daemon:
             wait = self.timetable.seconds_to_next()
             self.stop.wait(min(1.0, wait if wait is not None else 1.0))
         self.notifier.stopping("stopping")
+        forget_next_runs(self.settings)
         log.info("daemon stopped")
         if self.metrics is not None:
             self.metrics.close()
@@ -784,11 +785,13 @@ class Daemon:
             self._publish()
 
     def _publish(self) -> None:
-        """Write the metrics; a failure is logged, never fatal (the next job writes them)."""
+        """Record the next runs and write the metrics; a failure is logged, never fatal (the
+        next job tries again)."""
         try:
+            record_next_runs(self.settings, self.timetable)
             self.metrics.publish(self.timetable.next_runs())
         except (SweeperError, sa.exc.SQLAlchemyError, OSError) as err:
-            log.error("cannot write the metrics", error=str(err))
+            log.error("cannot record the next runs or write the metrics", error=str(err))
 
     def _progress(self, status: str) -> None:
         self.heartbeat = time.monotonic()
@@ -865,6 +868,53 @@ class Daemon:
 
         self.notifier.ping()
         threading.Thread(target=ping, name="sweeper-watchdog", daemon=True).start()
+
+
+def record_next_runs(settings: Settings, timetable: Timetable) -> None:
+    """Keep this host's daemon's next runs in the state store, for ``sweeper status``."""
+    from sweeper.store import daemon_schedule
+
+    host, now = socket.gethostname(), _utc_now()
+    store = Store.open(settings.state_database_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(daemon_schedule.delete().where(daemon_schedule.c.host == host))
+            conn.execute(
+                daemon_schedule.insert(),
+                [
+                    {
+                        "host": host,
+                        "job": job,
+                        "pid": os.getpid(),
+                        "timing": str(timetable.timings[job]),
+                        "next_at": at,
+                        "updated_at": now,
+                    }
+                    for job, at in timetable.next_runs().items()
+                ],
+            )
+    finally:
+        store.close()
+
+
+def forget_next_runs(settings: Settings) -> None:
+    """Remove this host's daemon's next runs: it no longer runs (best effort)."""
+    from sweeper.store import daemon_schedule
+
+    try:
+        store = Store.open(settings.state_database_url)
+        try:
+            with store.engine.begin() as conn:
+                conn.execute(
+                    daemon_schedule.delete().where(
+                        daemon_schedule.c.host == socket.gethostname(),
+                        daemon_schedule.c.pid == os.getpid(),
+                    )
+                )
+        finally:
+            store.close()
+    except (SweeperError, sa.exc.SQLAlchemyError) as err:
+        log.warning("cannot remove the recorded next runs", error=str(err))
 
 
 def _publisher(settings: Settings, *, serve: bool = True) -> Any:

@@ -197,6 +197,17 @@ executions = sa.Table(
     ),
 )
 
+daemon_schedule = sa.Table(
+    "daemon_schedule",
+    metadata,
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("job", sa.String(16), primary_key=True),
+    sa.Column("pid", sa.Integer, nullable=False, comment="the daemon's process"),
+    sa.Column("timing", sa.Text, nullable=False, comment="as the schedule setting says it"),
+    sa.Column("next_at", UtcDateTime(), comment="null: not on the timetable"),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
 lock_holders = sa.Table(
     "lock_holders",
     metadata,

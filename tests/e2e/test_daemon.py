@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +32,20 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for daemon in started:
         daemon.close()
+
+
+def status(tmp_path: Path, env: dict[str, str]) -> list[dict]:
+    """The next runs as `sweeper status` tells them."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sweeper", "status", "--format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return list(json.loads(result.stdout)["next_runs"])
 
 
 def newest_plan(state: Path) -> tuple[str, str]:
@@ -57,6 +74,10 @@ def test_ready_then_status_and_watchdog_then_clean_stop(
     daemon.notify.wait_for(
         lambda m: m.get("WATCHDOG") == "1" and float(m["_at"]) > float(ready["_at"]) + 1.5
     )
+    running = status(tmp_path, env)
+    assert {n["daemon"] for n in running} == {f"pid {daemon.proc.pid} on {socket.gethostname()}"}
+    [plan_next] = [n for n in running if n["job"] == "plan"]
+    assert plan_next["timing"] == "every 2 seconds" and plan_next["next"]
     first_ready = daemon.notify.messages.index(ready)
     assert all("READY" not in m for m in daemon.notify.messages[:first_ready])
     assert not any(
@@ -64,6 +85,7 @@ def test_ready_then_status_and_watchdog_then_clean_stop(
     )
     assert daemon.stop() == 0
     daemon.notify.wait_for(lambda m: m.get("STOPPING") == "1", timeout=5)
+    assert {n["daemon"] for n in status(tmp_path, env)} == {None}
     runs = job_runs(tmp_path / "state", "plan")
     assert runs and all(r["result"] == "ok" for r in runs)
     assert all(r["trigger"] == "schedule" for r in runs)
