@@ -77,6 +77,7 @@ def run(ctx: click.Context, job: str, once: bool, ropa_path: Path | None) -> Non
     Exit 0 if it succeeded, 1 if it failed or was stopped, 75 if the execution lock is held
     (with lock.on_busy refuse, or past lock.wait_timeout).
     """
+    import os
     import signal
     import threading
 
@@ -96,6 +97,7 @@ def run(ctx: click.Context, job: str, once: bool, ropa_path: Path | None) -> Non
     def on_stop(_signum: int, _frame: Any) -> None:
         stop.set()
 
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     signal.signal(signal.SIGTERM, on_stop)
     outcome = run_recorded(Runtime(settings, loaded, stop), job, "once")
     MetricsPublisher(settings, serve=False).publish()

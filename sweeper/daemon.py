@@ -480,8 +480,8 @@ def run_recorded(runtime: Runtime, job: str, trigger: str) -> Outcome:
         bound.info("job started", trigger=trigger)
         try:
             outcome = function(runtime)
-        except LockBusy as err:  # lock.on_busy refuse, or the wait timed out
-            outcome = Outcome("busy", str(err))
+        except LockBusy as err:  # lock.on_busy refuse, the wait timed out, or a stop came
+            outcome = Outcome("stopped" if runtime.stopping() else "busy", str(err))
         except SweeperError as err:
             outcome = Outcome("failed", str(err))
         except sa.exc.SQLAlchemyError as err:  # the state store went away mid-job
@@ -729,6 +729,9 @@ class Daemon:
             store.close()
         self.metrics = _publisher(self.settings)
         self._publish()
+        # A forked child (the plan writer) must not inherit these handlers: it would ignore
+        # the terminate() with which an abandoned dry run stops it.
+        os.register_at_fork(after_in_child=_default_signals)
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
@@ -856,10 +859,13 @@ class Daemon:
         stall = _seconds(self.settings.schedule.stall_timeout)
 
         def ping() -> None:
+            stalled = False
             while not self.stop.wait(interval.total_seconds() / 2):
                 if time.monotonic() - self.heartbeat < stall:
                     self.notifier.ping()
-                else:
+                    stalled = False
+                elif not stalled:
+                    stalled = True
                     log.error(
                         "no progress: the watchdog stops so that systemd restarts the daemon",
                         job=self.current,
@@ -868,6 +874,11 @@ class Daemon:
 
         self.notifier.ping()
         threading.Thread(target=ping, name="sweeper-watchdog", daemon=True).start()
+
+
+def _default_signals() -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def record_next_runs(settings: Settings, timetable: Timetable) -> None:

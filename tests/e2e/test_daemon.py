@@ -64,7 +64,13 @@ def test_ready_then_status_and_watchdog_then_clean_stop(
     tmp_path: Path, estate: Path, daemons: list[Daemon]
 ) -> None:
     """READY=1 comes first, STATUS says what runs, WATCHDOG=1 pings; SIGTERM exits 0."""
-    env = base_env(tmp_path, SWEEPER_ROPA=str(estate), SWEEPER_SCHEDULE__PLAN="every 2 seconds")
+    key = "audit-key-" + "k" * 40
+    env = base_env(
+        tmp_path,
+        SWEEPER_ROPA=str(estate),
+        SWEEPER_SCHEDULE__PLAN="every 2 seconds",
+        SWEEPER_CREDENTIALS__AUDIT_KEY=key,
+    )
     daemon = Daemon(tmp_path, env)
     daemons.append(daemon)
     ready = daemon.ready()
@@ -91,6 +97,45 @@ def test_ready_then_status_and_watchdog_then_clean_stop(
     assert all(r["trigger"] == "schedule" for r in runs)
     records = daemon.log()  # JSON lines: not a terminal
     assert any(r["event"] == "daemon ready" for r in records)
+    metrics = (tmp_path / "state" / "metrics" / "ropa_sweeper.prom").read_text()
+    assert key not in daemon.stderr_path.read_text() + metrics + json.dumps(status(tmp_path, env))
+
+
+def test_sigterm_during_a_dry_run_abandons_it_and_exits_0(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """SIGTERM while a plan is scanned: exit 0 within seconds; the plan stays unfinished."""
+    share = tmp_path / "share"
+    for n in range(20_000):
+        if n % 500 == 0:
+            (share / f"d{n // 500}").mkdir(parents=True)
+        (share / f"d{n // 500}" / f"f{n}.csv").write_bytes(b"")
+    (tmp_path / "ropa.yaml").write_text(
+        "controller: {name: S, contact: {name: O}, dpo: {name: F}}\n"
+        "timezone: UTC\n"
+        "systems: [{id: share, name: S, kind: fileshare, owner: IT, connection: {root: share}}]\n"
+        "activities:\n"
+        "  - {id: csv, name: C, retention: {period: P1Y, clock: modified, action: delete},\n"
+        "     locations: [{system: share, include: ['**/*.csv']}]}\n"
+    )
+    env = base_env(
+        tmp_path,
+        SWEEPER_ROPA=str(tmp_path / "ropa.yaml"),
+        SWEEPER_SCHEDULE__PLAN="every 1 second",
+    )
+    daemon = Daemon(tmp_path, env)
+    daemons.append(daemon)
+    daemon.ready()
+    daemon.status("plan: scanning")
+    stopped = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(timeout=30) == 0
+    assert time.monotonic() - stopped < 10
+    [run] = job_runs(tmp_path / "state", "plan")
+    assert run["result"] == "stopped", run
+    db = sqlite3.connect(tmp_path / "state" / "state.db")
+    assert [r[0] for r in db.execute("SELECT state FROM plans")] == ["building"]
+    db.close()
 
 
 def test_sighup_with_a_broken_ropa_keeps_the_old_one(
