@@ -103,7 +103,7 @@ def execution_lock(
     command: str,
     *,
     stop: Callable[[], bool] = _never,
-    waiting: Callable[[Holder | None], None] | None = None,
+    waiting: Callable[[object], None] | None = None,
 ) -> Iterator[Holder]:
     """Hold the execution lock for the ``with`` block; yield this process as the holder.
 
@@ -112,7 +112,8 @@ def execution_lock(
         store: the state store; on PostgreSQL an advisory lock is taken there too.
         command: what this process is doing, shown to whoever finds the lock taken.
         stop: polled while waiting; when it returns True, waiting ends with LockBusy.
-        waiting: called once a second while waiting, with the holder if known.
+        waiting: called once a second while waiting, with who holds the lock (its str()
+            says who, or that it is not known yet).
 
     Raise LockBusy if the lock is taken and on_busy is refuse, or the wait timed out or was
     stopped; SweeperError if the lock file cannot be created.
@@ -127,13 +128,13 @@ def execution_lock(
         if holder is None:
             break
         if settings.lock.on_busy == "refuse":
-            raise LockBusy(f"another execution holds the lock: {_who(holder)}; try again later")
+            raise LockBusy(f"another execution holds the lock: {holder}; try again later")
         if stop():
-            raise LockBusy(f"stopped while waiting for the lock held by {_who(holder)}")
+            raise LockBusy(f"stopped while waiting for the lock held by {holder}")
         if time.monotonic() - start >= timeout:
             raise LockBusy(
                 f"gave up after waiting {settings.lock.wait_timeout} for the lock held by "
-                f"{_who(holder)} (setting lock.wait_timeout)"
+                f"{holder} (setting lock.wait_timeout)"
             )
         if waiting is not None:
             waiting(holder)
@@ -160,22 +161,26 @@ def current_holder(settings: Settings, store: Store) -> Holder | None:
         found.append(holder)
     if store.engine.dialect.name == "postgresql":
         with store.engine.connect() as conn:
+            # A bigint advisory key shows in pg_locks as its high and low 32 bits.
+            held = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND objsubid = 1 AND classid::bigint = :hi AND objid::bigint = :lo"
+                ),
+                {"hi": (ADVISORY_KEY >> 32) & 0xFFFFFFFF, "lo": ADVISORY_KEY & 0xFFFFFFFF},
+            ).scalar_one()
             row = (
                 conn.execute(sa.select(lock_holders).where(lock_holders.c.name == LOCK_NAME))
                 .mappings()
                 .first()
             )
-        if row is not None:
-            found.append(Holder(row["pid"], row["host"], row["command"], row["since"]))
+        if held and row is not None:
+            return Holder(row["pid"], row["host"], row["command"], row["since"])
     host = socket.gethostname()
     for holder in found:
         if holder.host != host or Path(f"/proc/{holder.pid}").exists():
             return holder
     return None
-
-
-def _who(holder: Holder | _Unknown) -> str:
-    return str(holder)
 
 
 class _Unknown:

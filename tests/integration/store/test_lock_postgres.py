@@ -4,6 +4,7 @@ holder killed with SIGKILL leaves no stale lock behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -50,13 +51,27 @@ def prune_once(tmp_path: Path, env: dict[str, str], ropa: Path) -> subprocess.Co
     )
 
 
+def status_lock(env: dict[str, str]) -> str | None:
+    """Who holds the execution lock, as `sweeper status` tells it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sweeper", "status", "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lock: str | None = json.loads(result.stdout)["lock"]
+    return lock
+
+
 @pytest.mark.postgres
 def test_agents_sharing_a_store_never_overlap_and_a_killed_holder_frees_it(
     state_url: str,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    """Agent B is refused while agent A holds the lock (told who), and gets it after A is
-    killed with SIGKILL."""
+    """Agent B is refused while agent A holds the lock, and both it and sweeper status say
+    who holds it; after A is killed with SIGKILL the lock is free."""
     from sweeper.demo import build_estate
 
     ropa = build_estate(tmp_path / "estate")
@@ -76,10 +91,13 @@ def test_agents_sharing_a_store_never_overlap_and_a_killed_holder_frees_it(
         assert f"another execution holds the lock: agent A: execute job (pid {holder.pid} on " in (
             message
         )
+        told = status_lock(agent_env(tmp_path, "agent-b", state_url))
+        assert told is not None and told.startswith(f"agent A: execute job (pid {holder.pid} on ")
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     time.sleep(0.5)  # the server notices the dropped connection
+    assert status_lock(agent_env(tmp_path, "agent-b", state_url)) is None
     freed = prune_once(tmp_path, agent_env(tmp_path, "agent-b", state_url), ropa)
     assert freed.returncode == 0, freed.stdout + freed.stderr
     assert "prune: ok" in freed.stdout
