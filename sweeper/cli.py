@@ -253,7 +253,10 @@ def plans(obj: _Context, limit: int) -> None:
                 str(totals.get("held", 0)),
                 str(totals.get("locked", 0) + totals.get("protected", 0)),
                 "yes" if p["complete"] else ("building" if p["state"] == "building" else "no"),
-                verdicts or "awaiting approval",
+                verdicts
+                or (
+                    "auto_approve dry run" if "activities" in p["summary"] else "awaiting approval"
+                ),
                 p["ropa_path"],
             )
         console.print(table)

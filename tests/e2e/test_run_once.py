@@ -89,6 +89,8 @@ def test_execute_job_acts_on_auto_approve_rules_from_a_fresh_plan(
     done = json.loads(shown.stdout)
     assert len(done) == due and {r["plan_id"] for r in done} == {plan_id}
     assert {r["details"]["approved_by"][0] for r in done} == {"auto_approve"}
+    listed = sweeper("plans")
+    assert plan_id in listed.stdout and "auto_approve dry run" in listed.stdout
 
 
 def test_prune_job_removes_plans_and_reports_past_their_retention(
