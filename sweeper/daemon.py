@@ -367,8 +367,9 @@ def prune_job(runtime: Runtime) -> Outcome:
         store.close()
     return Outcome(
         "ok",
-        f"{len(removed)} plan(s) older than {settings.plan_retention} and {len(segments)} "
-        f"audit segment(s) older than {settings.audit_retention} removed",
+        f"{len(removed)} plan(s) removed (older than {settings.plan_retention}, or unfinished "
+        f"and older than {settings.plan_max_age}) and {len(segments)} audit segment(s) older "
+        f"than {settings.audit_retention}",
         {"plans": removed, "segments": [p.name for p in segments]},
     )
 
@@ -377,18 +378,24 @@ def prune_plans(
     store: Store, settings: Settings, audit: Any, actor: str, now: datetime
 ) -> list[str]:
     """Remove plans (with their items, approvals, journal and reports) created before
-    now - plan_retention, except plans with items still in quarantine; audit the removal
-    first; return the removed plans' ids."""
+    now - plan_retention, and unfinished ones older than plan_max_age, except plans with items
+    still in quarantine; audit the removal first; return the removed plans' ids."""
     from sweeper import store as tables
 
     cutoff = settings.plan_retention.subtract_from(now)
+    # A dry run that never finished can never be executed: it goes once it is too old to be.
+    unfinished = settings.plan_max_age.subtract_from(now)
+    plans = tables.plans
     with store.engine.connect() as conn:
         old = [
             r[0]
             for r in conn.execute(
-                sa.select(tables.plans.c.id)
-                .where(tables.plans.c.created_at < cutoff)
-                .order_by(tables.plans.c.created_at)
+                sa.select(plans.c.id)
+                .where(
+                    (plans.c.created_at < cutoff)
+                    | ((plans.c.state == "building") & (plans.c.created_at < unfinished))
+                )
+                .order_by(plans.c.created_at)
             )
         ]
         kept = {

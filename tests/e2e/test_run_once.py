@@ -96,29 +96,36 @@ def test_execute_job_acts_on_auto_approve_rules_from_a_fresh_plan(
 def test_prune_job_removes_plans_and_reports_past_their_retention(
     sweeper: Run, estate: Path, tmp_path: Path
 ) -> None:
-    """run --once prune removes plans older than plan_retention with their reports, audits
-    it, keeps the younger plan, and the audit log still verifies."""
-    for _ in range(2):
+    """run --once prune removes plans older than plan_retention and unfinished ones older
+    than plan_max_age, with their reports, audits it, keeps the young plan, and the audit log
+    still verifies."""
+    for _ in range(3):
         assert sweeper("plan", "--ropa", str(estate)).returncode == 0
     state = sqlite3.connect(tmp_path / "state" / "state.db")
-    old, young = [r[0] for r in state.execute("SELECT id FROM plans ORDER BY created_at")]
-    with state:  # the first plan was made seven months ago (plan_retention is P6M)
+    old, stuck, young = [r[0] for r in state.execute("SELECT id FROM plans ORDER BY created_at")]
+    with state:  # made seven months ago (plan_retention is P6M); a dry run that stopped 8 days ago
         state.execute(
             "UPDATE plans SET created_at = datetime(created_at, '-7 months') WHERE id = ?", (old,)
         )
+        state.execute(
+            "UPDATE plans SET created_at = datetime(created_at, '-8 days'), state = 'building' "
+            "WHERE id = ?",
+            (stuck,),
+        )
     result = sweeper("run", "--once", "prune", "--ropa", str(estate))
     assert result.returncode == 0, result.stderr
-    assert "1 plan(s) older than P6M" in result.stdout
+    assert "2 plan(s) removed (older than P6M, or unfinished and older than P7D)" in result.stdout
     reports = tmp_path / "state" / "reports"
-    assert not list(reports.glob(f"plan-{old}.*"))
+    assert not list(reports.glob(f"plan-{old}.*")) and not list(reports.glob(f"plan-{stuck}.*"))
     assert {p.name for p in reports.glob("plan-*")} == {f"plan-{young}.json", f"plan-{young}.csv"}
     for table, column in (
         ("plans", "id"),
         ("plan_items", "plan_id"),
         ("plan_locations", "plan_id"),
     ):
-        count = state.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", (old,))
-        assert count.fetchone()[0] == 0
+        for plan_id in (old, stuck):
+            count = state.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", (plan_id,))
+            assert count.fetchone()[0] == 0
     assert state.execute("SELECT COUNT(*) FROM plan_items WHERE plan_id = ?", (young,)).fetchone()[
         0
     ]
@@ -126,7 +133,7 @@ def test_prune_job_removes_plans_and_reports_past_their_retention(
     pruned = json.loads(
         sweeper("audit", "show", "--event", "plans_pruned", "--format", "json").stdout
     )
-    assert pruned[0]["details"]["plans"] == [old]
+    assert pruned[0]["details"]["plans"] == [old, stuck]
     assert sweeper("audit", "verify").returncode == 0
 
 
