@@ -36,13 +36,16 @@ def _daemon_logging(ctx: click.Context) -> None:
     )
 
 
-@click.command()
-@click.option(
+_ropa_option = click.option(
     "--ropa",
     "ropa_path",
     type=click.Path(path_type=Path),
     help="RoPA file or folder (default: the 'ropa' setting).",
 )
+
+
+@click.command()
+@_ropa_option
 @click.pass_context
 def daemon(ctx: click.Context, ropa_path: Path | None) -> None:
     """Run the jobs of the timetable (setting 'schedule') until stopped; for systemd.
@@ -64,12 +67,7 @@ def daemon(ctx: click.Context, ropa_path: Path | None) -> None:
 @click.command()
 @click.argument("job", type=JOB_CHOICE)
 @click.option("--once", is_flag=True, help="Run the job once and exit (for sweeper.timer).")
-@click.option(
-    "--ropa",
-    "ropa_path",
-    type=click.Path(path_type=Path),
-    help="RoPA file or folder (default: the 'ropa' setting).",
-)
+@_ropa_option
 @click.pass_context
 def run(ctx: click.Context, job: str, once: bool, ropa_path: Path | None) -> None:
     """Run one job of the daemon now, as the daemon would, and exit.
@@ -237,6 +235,7 @@ def _ropa_timezone(settings: Settings) -> str | None:
 
 def _print_status(report: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape as _escape
     from rich.table import Table
 
     console = Console(highlight=False)
@@ -322,12 +321,6 @@ def _print_status(report: dict[str, Any]) -> None:
     console.print(
         f"execution lock: held by {report['lock']}" if report["lock"] else "execution lock: free"
     )
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 # -- config -------------------------------------------------------------------------------------

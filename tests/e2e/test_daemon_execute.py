@@ -20,19 +20,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from daemon_process import Daemon, base_env, wait_until
+from test_execute_crash import FILES_ROPA
 
-FILES_ROPA = """
-controller: {name: School, contact: {name: Office}, dpo: {name: FG}}
-timezone: Europe/Amsterdam
-systems:
-  - {id: share, name: Share, kind: fileshare, owner: IT, connection: {root: share}}
-activities:
-  - id: exports
-    name: Old exports
-    retention: {period: P1Y, clock: modified, action: delete, limits: {max_fraction: 1}}
-    locations:
-      - {system: share, include: ["**/*.csv"]}
-"""
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 
