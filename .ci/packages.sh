@@ -3,7 +3,7 @@
 # the database servers the tests use are running. Harmless when everything is already there.
 set -euo pipefail
 
-packages=(unixodbc odbc-mariadb odbc-postgresql chromium chromium-driver)
+packages=(unixodbc odbc-mariadb odbc-postgresql chromium chromium-driver systemd util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -257,7 +257,10 @@ def plans(obj: _Context, limit: int) -> None:
                 str(totals.get("held", 0)),
                 str(totals.get("locked", 0) + totals.get("protected", 0)),
                 "yes" if p["complete"] else ("building" if p["state"] == "building" else "no"),
-                verdicts or "awaiting approval",
+                verdicts
+                or (
+                    "auto_approve dry run" if "activities" in p["summary"] else "awaiting approval"
+                ),
                 p["ropa_path"],
             )
         console.print(table)
@@ -483,7 +486,10 @@ def execute(obj: _Context, plan_id: str, ropa_path: Path | None, actor: str | No
     store = Store.open(settings.state_database_url)
     try:
         plan, loaded = _plan_and_ropa(store, settings, plan_id, ropa_path)
-        with _progress() as progress:
+        with (
+            _execution_lock(settings, store, f"sweeper execute {plan['id']}"),
+            _progress() as progress,
+        ):
             result = run_execution(
                 loaded,
                 settings,
@@ -547,9 +553,10 @@ def restore(
     try:
         plan = store.plan(plan_id)
         loaded = load_ropa(ropa_path or Path(plan["ropa_path"]))
-        count = run_restore(
-            loaded, settings, store, plan["id"], keys=keys or None, by=by, now=_now()
-        )
+        with _execution_lock(settings, store, f"sweeper restore {plan['id']}"):
+            count = run_restore(
+                loaded, settings, store, plan["id"], keys=keys or None, by=by, now=_now()
+            )
     finally:
         store.close()
     click.echo(f"{count} item(s) of plan {plan['id']} restored")
@@ -684,6 +691,22 @@ def _now() -> datetime:
 def _local(value: datetime | None) -> datetime | None:
     """A date or time typed on the command line is local time."""
     return value.astimezone() if value is not None else None
+
+
+@contextmanager
+def _execution_lock(settings: Settings, store: Any, command: str) -> Iterator[None]:
+    """Hold the execution lock shared with the daemon, saying so while waiting for it."""
+    from sweeper.lock import execution_lock
+
+    said: list[str] = []
+
+    def waiting(holder: Any) -> None:
+        if not said:
+            said.append(str(holder))
+            err_console.print(f"waiting for the execution lock, held by {_escape(str(holder))}")
+
+    with execution_lock(settings, store, command, waiting=waiting):
+        yield
 
 
 def _audit_log(obj: _Context, store: Any) -> Any:
@@ -862,6 +885,10 @@ def _register_groups() -> None:
     cli.add_command(audit)
     cli.add_command(export)
     cli.add_command(ropa)
+
+    from sweeper.cli_daemon import _register as register_daemon_commands
+
+    register_daemon_commands(cli)
 
 
 _register_groups()

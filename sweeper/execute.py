@@ -27,7 +27,7 @@ import dataclasses
 import getpass
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -60,7 +60,7 @@ class LocationResult:
     system: str
     label: str
     action: str
-    outcome: str = "executed"  # executed, blocked, not_approved, failed
+    outcome: str = "executed"  # executed, blocked, not_approved, failed, stopped
     reason: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
 
@@ -71,6 +71,7 @@ class ExecutionResult:
     run_id: str
     locations: list[LocationResult]
     purged: int = 0
+    stopped: str | None = None  # the location where a stop request ended the run
 
     @property
     def ok(self) -> bool:
@@ -83,11 +84,18 @@ class ExecutionResult:
         return sum(loc.counts[state] for loc in self.locations)
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class ExecuteOptions:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     actor: str = field(default_factory=getpass.getuser)
     progress: Progress = field(default_factory=NoProgress)
+    # Asked before each batch: True ends the run there, after the batch in hand, with the
+    # rest left for the next run (the daemon's SIGTERM).
+    stop: Callable[[], bool] = _never
 
 
 def execute(
@@ -133,6 +141,7 @@ class _Runner:
         self.event_sources: dict[str, Connector] = {}  # read-only, for events only
         self.acted_this_run = 0
         self.audited_done: set[int] | None = None
+        self.stopped_at: str | None = None
 
     def run(self) -> ExecutionResult:
         targets = {t.idx: t for t in targets_of(self.ropa)}
@@ -156,6 +165,9 @@ class _Runner:
                     idx, target.activity.id, target.system.id, loc["label"], target.rule.action
                 )
                 results.append(result)
+                if self.stopped_at is not None:
+                    result.outcome, result.reason = "stopped", "not reached before the stop"
+                    continue
                 due = loc["counts"].get(DUE, 0) + loc["counts"].get(LEGACY_DUE, 0)
                 if not due:
                     result.outcome = "executed"
@@ -164,7 +176,9 @@ class _Runner:
         finally:
             for connector in [*self.connectors.values(), *self.event_sources.values()]:
                 connector.close()
-        outcome = ExecutionResult(self.plan_id, self.run_id, results, purged)
+        outcome = ExecutionResult(self.plan_id, self.run_id, results, purged, self.stopped_at)
+        if self.stopped_at is not None:
+            self._audit("execution_stopped", run_id=self.run_id, location=self.stopped_at)
         self._audit(
             "execution_finished",
             run_id=self.run_id,
@@ -206,6 +220,12 @@ class _Runner:
         self.options.progress.start(loc["label"], due)
         approvers = self.coverage.approvers(target.activity.id, target.system.id)
         for batch in self._batches(target.idx):
+            if self.options.stop():
+                self.stopped_at = loc["label"]
+                result.outcome = "stopped"
+                result.reason = "stopped on request: the next execution resumes here"
+                self.log.info("execution stopped", location=loc["label"])
+                break
             try:
                 self._batch(target, loc["label"], connector, batch, approvers, result)
             except SweeperError as err:

@@ -161,6 +161,7 @@ class PlanOptions:
         connectors: returns the connector class for a system kind (tests pass a fake).
         reports_dir: where to write the JSON and CSV reports, streamed while scanning
             (default: no reports).
+        activities: plan only these activities (default: all); the summary names them.
     """
 
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -169,6 +170,7 @@ class PlanOptions:
     progress: Progress = field(default_factory=NoProgress)
     connectors: Callable[[str], type[Connector]] = connector_class
     reports_dir: Path | None = None
+    activities: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,8 @@ class _Builder:
     # -- the run ---------------------------------------------------------------------
 
     def run(self) -> PlanResult:
-        targets = list(targets_of(self.ropa))
+        only = self.options.activities
+        targets = [t for t in targets_of(self.ropa) if only is None or t.activity.id in only]
         self._connect(
             {t.system.id for t in targets}
             | self._event_systems(targets)
@@ -595,6 +598,7 @@ class _Builder:
             "unenforceable_activities": [
                 a.id for a in self.ropa.activities if a.retention is None or not a.locations
             ],
+            **({"activities": sorted(self.options.activities)} if self.options.activities else {}),
         }
 
 

@@ -19,7 +19,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -30,6 +38,7 @@ from pydantic_settings import (
 
 from sweeper.errors import CredentialMissing, Problem, SettingsInvalid
 from sweeper.retention import Period
+from sweeper.timetable import Timing
 
 DEFAULT_CONFIG = Path("/etc/ropa-sweeper/sweeper.yaml")
 
@@ -39,6 +48,104 @@ def _default_state_dir() -> Path:
         return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "ropa-sweeper"
+
+
+class ScheduleSettings(BaseModel):
+    """When `sweeper daemon` runs each job (see sweeper/timetable.py for the timings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str | None = Field(
+        default=None,
+        description="IANA timezone of the timetable's times of day, e.g. Europe/Amsterdam "
+        "(default: the RoPA's timezone); daylight-saving changes are followed",
+    )
+    plan: Annotated[Timing, NoDecode] = Field(
+        default_factory=lambda: Timing.parse("daily at 02:00"),
+        description="Dry run of the RoPA: a stored plan and its reports for review",
+    )
+    execute: Annotated[Timing, NoDecode] = Field(
+        default_factory=lambda: Timing.parse("every hour"),
+        description="Execution of approved plans not yet finished, and of auto_approve rules "
+        "(from a fresh dry run of those rules' activities)",
+    )
+    discover: Annotated[Timing, NoDecode] = Field(
+        default_factory=lambda: Timing.parse("never"),
+        description="Discovery of stores not in the RoPA (shadow data); not available in this "
+        "version: leave it 'never'",
+    )
+    prune: Annotated[Timing, NoDecode] = Field(
+        default_factory=lambda: Timing.parse("daily at 04:00"),
+        description="Removal of the sweeper's own plans and reports older than plan_retention "
+        "and of audit segments older than audit_retention",
+    )
+    stall_timeout: Annotated[Period, NoDecode] = Field(
+        default_factory=lambda: Period(minutes=30),
+        description="Under a systemd WatchdogSec=: a job that reports no progress for this "
+        "long counts as hung, the watchdog pings stop and systemd restarts the daemon",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, tz: str | None) -> str | None:
+        from sweeper.ropa.model import _check_timezone
+
+        return _check_timezone(tz) if tz is not None else None
+
+
+class LockSettings(BaseModel):
+    """The execution lock that daemon and CLI share, so two executions never overlap."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on_busy: Literal["wait", "refuse"] = Field(
+        default="wait",
+        description="When another execution holds the lock: wait for it (up to wait_timeout), "
+        "or refuse at once, saying who holds it",
+    )
+    wait_timeout: Annotated[Period, NoDecode] = Field(
+        default_factory=lambda: Period(hours=1),
+        description="How long to wait for the lock before giving up (with on_busy: wait)",
+    )
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics: a textfile for node_exporter, optionally an HTTP port."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    textfile: Path | None = Field(
+        default=None,
+        description="Where the metrics are written after every job, for node_exporter's "
+        "textfile collector (default: state_dir/metrics/ropa_sweeper.prom)",
+    )
+    listen: str | None = Field(
+        default=None,
+        description="Serve the metrics over HTTP on this loopback address, e.g. "
+        "127.0.0.1:9851 (default: not served)",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import ipaddress
+
+        host, sep, port = value.rpartition(":")
+        host = host.strip("[]")
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r}: write HOST:PORT, e.g. 127.0.0.1:9851")
+        if not loopback:
+            raise ValueError(
+                f"{value!r}: metrics are served on loopback only (127.0.0.1 or [::1]); "
+                "let a local Prometheus agent or node_exporter's textfile collector take them"
+            )
+        return value
 
 
 class Settings(BaseSettings):
@@ -156,6 +263,22 @@ class Settings(BaseSettings):
 
         return _check_timezone(tz)
 
+    schedule: ScheduleSettings = Field(
+        default_factory=ScheduleSettings, description="When `sweeper daemon` runs each job"
+    )
+    lock: LockSettings = Field(
+        default_factory=LockSettings,
+        description="The execution lock shared by the daemon and the CLI",
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="Prometheus metrics"
+    )
+    plan_retention: Annotated[Period, NoDecode] = Field(
+        default_factory=lambda: Period(months=6),
+        description="Plans and their reports (personal data: they name subjects and paths) "
+        "older than this are removed by the prune job; must be longer than plan_max_age",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -170,6 +293,21 @@ class Settings(BaseSettings):
         if config is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
         return tuple(sources)
+
+    @field_validator("plan_retention")
+    @classmethod
+    def _plans_outlive_their_validity(cls, retention: Period, info: ValidationInfo) -> Period:
+        max_age = info.data.get("plan_max_age")
+        if max_age is not None and retention.approx_days() <= max_age.approx_days():
+            raise ValueError(
+                f"plan_retention ({retention}) must be longer than plan_max_age "
+                f"({max_age}): a plan must not be removed while it may still be executed"
+            )
+        return retention
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.metrics.textfile or self.state_dir / "metrics" / "ropa_sweeper.prom"
 
     @property
     def state_database_url(self) -> str:

@@ -170,6 +170,54 @@ audit_head = sa.Table(
     sa.Column("at", UtcDateTime(), nullable=False),
 )
 
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(16), nullable=False, comment="plan, execute, discover, prune"),
+    sa.Column("trigger", sa.String(16), nullable=False, comment="schedule (daemon), once (CLI)"),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), comment="null while running (or if it crashed)"),
+    sa.Column("result", sa.String(16), nullable=False, comment="running, ok, failed, stopped"),
+    sa.Column("message", sa.Text, comment="what went wrong, or what was done"),
+    sa.Column("details", sa.Text, comment="JSON: plans made or executed, errors per system"),
+)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("plan_id", sa.String(40), sa.ForeignKey("plans.id"), nullable=False),
+    sa.Column("run_id", sa.String(40), comment="the executor's run id (null if refused)"),
+    sa.Column("finished_at", UtcDateTime(), nullable=False),
+    sa.Column(
+        "outcome", sa.String(16), nullable=False, comment="finished, stopped, failed, refused"
+    ),
+)
+
+daemon_schedule = sa.Table(
+    "daemon_schedule",
+    metadata,
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("job", sa.String(16), primary_key=True),
+    sa.Column("pid", sa.Integer, nullable=False, comment="the daemon's process"),
+    sa.Column("timing", sa.Text, nullable=False, comment="as the schedule setting says it"),
+    sa.Column("next_at", UtcDateTime(), comment="null: not on the timetable"),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+lock_holders = sa.Table(
+    "lock_holders",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("since", UtcDateTime(), nullable=False),
+)
+
 ITEM_FIELDS = (
     "seq",
     "location_idx",

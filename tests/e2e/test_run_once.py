@@ -1,0 +1,176 @@
+"""`sweeper run --once JOB`, as sweeper.timer runs it, and `sweeper status`, on the demo estate
+(a real SQLite SIS and a real file tree)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import Run
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@pytest.fixture
+def estate(tmp_path: Path) -> Path:
+    from sweeper.demo import build_estate
+
+    return build_estate(tmp_path / "estate")
+
+
+def metrics(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """The textfile's samples: metric name -> sorted labels -> value."""
+    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_plan_job_writes_metrics_that_match_the_plan(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """After run --once plan, the textfile parses and its numbers are the plan report's."""
+    result = sweeper("run", "--once", "plan", "--ropa", str(estate))
+    assert result.returncode == 0, result.stderr
+    [report] = (tmp_path / "state" / "reports").glob("plan-*.json")
+    plan = json.loads(report.read_text())
+    found = metrics(tmp_path / "state" / "metrics" / "ropa_sweeper.prom")
+
+    items = found["sweeper_items"]
+    for loc in plan["locations"]:
+        for status, count in loc["counts"].items():
+            key = (("activity", loc["activity"]), ("status", status), ("system", loc["system"]))
+            assert items[key] == count
+    listed: dict[tuple[str, str, str], int] = {}
+    for item in plan["items"]:
+        key3 = (item["activity"], item["system"], item["status"])
+        listed[key3] = listed.get(key3, 0) + 1
+    for (activity, system, status), count in listed.items():
+        assert items[(("activity", activity), ("status", status), ("system", system))] == count
+    assert (
+        sum(v for k, v in items.items() if ("status", "due") in k)
+        == plan["summary"]["totals"]["due"]
+    )
+    [legacy] = plan["summary"]["legacy_systems"]
+    system = (("system", legacy["system"]),)
+    assert found["sweeper_legacy_system_items"][system] == legacy["items"]
+    assert found["sweeper_legacy_system_subjects"][system] == legacy["subjects"]
+    assert found["sweeper_legacy_system_reachable"][system] == 1
+    assert found["sweeper_job_last_run_success"][(("job", "plan"),)] == 1
+    assert found["sweeper_plans_awaiting_approval"][()] == 1
+
+
+def test_execute_job_acts_on_auto_approve_rules_from_a_fresh_plan(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """With no approval, run --once execute makes a dry run of the auto_approve activities
+    and deletes only their due files; every item it acts on is in that stored plan."""
+    camera = estate.parent / "share" / "camera"
+    before = {p for p in camera.rglob("*.mp4")}
+    with sqlite3.connect(estate.parent / "sis.db") as db:
+        students = db.execute("SELECT COUNT(*) FROM students").fetchone()[0]
+    result = sweeper("run", "--once", "execute", "--ropa", str(estate))
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = {p for p in camera.rglob("*.mp4")}
+    assert after < before
+    with sqlite3.connect(estate.parent / "sis.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM students").fetchone()[0] == students
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    [(plan_id, summary)] = state.execute("SELECT id, summary FROM plans").fetchall()
+    assert json.loads(summary)["activities"] == ["camera-footage"]
+    due = state.execute(
+        "SELECT COUNT(*) FROM plan_items WHERE plan_id = ? AND status = 'due'", (plan_id,)
+    ).fetchone()[0]
+    state.close()
+    assert due == len(before - after)
+    shown = sweeper("audit", "show", "--event", "item_done", "--format", "json")
+    done = json.loads(shown.stdout)
+    assert len(done) == due and {r["plan_id"] for r in done} == {plan_id}
+    assert {r["details"]["approved_by"][0] for r in done} == {"auto_approve"}
+    listed = sweeper("plans")
+    assert plan_id in listed.stdout and "auto_approve dry run" in listed.stdout
+
+
+def test_prune_job_removes_plans_and_reports_past_their_retention(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """run --once prune removes plans older than plan_retention and unfinished ones older
+    than plan_max_age, with their reports, audits it, keeps the young plan, and the audit log
+    still verifies."""
+    for _ in range(3):
+        assert sweeper("plan", "--ropa", str(estate)).returncode == 0
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    old, stuck, young = [r[0] for r in state.execute("SELECT id FROM plans ORDER BY created_at")]
+    with state:  # made seven months ago (plan_retention is P6M); a dry run that stopped 8 days ago
+        state.execute(
+            "UPDATE plans SET created_at = datetime(created_at, '-7 months') WHERE id = ?", (old,)
+        )
+        state.execute(
+            "UPDATE plans SET created_at = datetime(created_at, '-8 days'), state = 'building' "
+            "WHERE id = ?",
+            (stuck,),
+        )
+    result = sweeper("run", "--once", "prune", "--ropa", str(estate))
+    assert result.returncode == 0, result.stderr
+    assert "2 plan(s) removed (older than P6M, or unfinished and older than P7D)" in result.stdout
+    reports = tmp_path / "state" / "reports"
+    assert not list(reports.glob(f"plan-{old}.*")) and not list(reports.glob(f"plan-{stuck}.*"))
+    assert {p.name for p in reports.glob("plan-*")} == {f"plan-{young}.json", f"plan-{young}.csv"}
+    for table, column in (
+        ("plans", "id"),
+        ("plan_items", "plan_id"),
+        ("plan_locations", "plan_id"),
+    ):
+        for plan_id in (old, stuck):
+            count = state.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", (plan_id,))
+            assert count.fetchone()[0] == 0
+    assert state.execute("SELECT COUNT(*) FROM plan_items WHERE plan_id = ?", (young,)).fetchone()[
+        0
+    ]
+    state.close()
+    pruned = json.loads(
+        sweeper("audit", "show", "--event", "plans_pruned", "--format", "json").stdout
+    )
+    assert pruned[0]["details"]["plans"] == [old, stuck]
+    assert sweeper("audit", "verify").returncode == 0
+
+
+def test_status_reports_runs_plans_awaiting_approval_and_legacy_systems(
+    sweeper: Run, estate: Path
+) -> None:
+    """sweeper status, with no daemon running, shows the last run, the plan awaiting approval,
+    the next runs and the decommissioned system still holding data."""
+    assert sweeper("run", "--once", "plan", "--ropa", str(estate)).returncode == 0
+    result = sweeper("status", "--format", "json", extra_env={"SWEEPER_ROPA": str(estate)})
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    [run] = status["last_runs"]
+    assert (run["job"], run["result"], run["trigger"]) == ("plan", "ok", "once")
+    [waiting] = status["awaiting_approval"]
+    assert waiting["plan"] == status["latest_plan"] and waiting["due"] > 0
+    assert [s["system"] for s in status["legacy_systems"]] == ["old-sis"]
+    assert {n["job"]: n["timing"] for n in status["next_runs"]} == {
+        "plan": "daily at 02:00",
+        "execute": "every hour",
+        "discover": "never",
+        "prune": "daily at 04:00",
+    }
+    assert status["lock"] is None
+    text = sweeper("status", extra_env={"SWEEPER_ROPA": str(estate)})
+    assert "plans awaiting approval" in text.stdout and "old-sis" in text.stdout
+
+
+def test_discover_job_is_refused_as_not_available(sweeper: Run, estate: Path) -> None:
+    """run --once discover says discovery is not available, with exit 2."""
+    result = sweeper("run", "--once", "discover", "--ropa", str(estate))
+    assert result.returncode == 2
+    assert "discovery of shadow data is not available" in " ".join(result.stderr.split())
+
+
+def test_run_without_once_says_how(sweeper: Run, estate: Path) -> None:
+    """sweeper run JOB without --once is a usage error that names sweeper daemon."""
+    result = sweeper("run", "plan", "--ropa", str(estate))
+    assert result.returncode == 2
+    assert "sweeper daemon" in result.stderr
