@@ -240,7 +240,7 @@ def discover(
                 None if store.oldest is None else _from_ns(store.oldest, tz),
                 None if store.newest is None else _from_ns(store.newest, tz),
                 store.stale,
-                {"extent": store.extent, "depth": depth},
+                {"extent": store.extent, "depth": depth, "count": "exact"},
             )
     finally:
         tree.close()
@@ -325,10 +325,14 @@ def _read(tree: _Tree, key: str, size: int, request: SampleRequest) -> Iterator[
         data = handle.read(request.bytes)
     truncated = st.st_size > len(data)
     text = _decode(data, truncated)
+    whole = max(1, st.st_size)
     if ext in TABULAR:
-        yield Sample(key, name, rows=_csv_rows(text, ext, request.rows), size=st.st_size)
+        rows, used = _csv_rows(text, ext, request.rows)
+        share = min(1.0, len(text[:used].encode("utf-8", "replace")) / whole)
+        yield Sample(key, name, rows=rows, size=st.st_size, fraction=share or None)
     else:
-        yield Sample(key, name, text=text, size=st.st_size)
+        share = min(1.0, len(text.encode("utf-8", "replace")) / whole)
+        yield Sample(key, name, text=text, size=st.st_size, fraction=share or None)
 
 
 def _open_file(folder: int, name: bytes, keep_access_times: bool) -> int | None:
@@ -355,19 +359,20 @@ def _decode(data: bytes, truncated: bool) -> str:
         return data.decode("cp1252", "replace")
 
 
-def _csv_rows(text: str, ext: str, limit: int) -> list[list[str]]:
-    lines = text.splitlines()
+def _csv_rows(text: str, ext: str, limit: int) -> tuple[list[list[str]], int]:
+    """Given a CSV file's text, return its first ``limit`` rows after the first line, and how
+    many characters of the text they take."""
+    lines = text.splitlines(keepends=True)
     if not lines:
-        return []
+        return [], 0
     if ext in ("tsv", "tab"):
         delimiter = "\t"
     else:
         first = lines[0]
         delimiter = max((";", ",", "\t", "|"), key=first.count)
-    rows = []
-    for row in csv.reader(lines[: limit + 1], delimiter=delimiter):
-        rows.append(row)
-    return rows
+    taken = lines[: limit + 1]
+    rows = list(csv.reader((line.rstrip("\r\n") for line in taken), delimiter=delimiter))
+    return rows, sum(len(line) for line in taken)
 
 
 def _spreadsheet(
@@ -399,7 +404,9 @@ def _spreadsheet(
             rows = []
             for row in sheet.iter_rows(max_row=request.rows + 1, values_only=True):
                 rows.append(list(row))
-            yield Sample(key, name, rows=rows, size=size, sheet=number)
+            total = sheet.max_row  # from the sheet's dimension; None where it has none
+            share = min(1.0, len(rows) / total) if total and rows else None
+            yield Sample(key, name, rows=rows, size=size, sheet=number, fraction=share)
     finally:
         book.close()
 

@@ -197,6 +197,8 @@ class Sample(NamedTuple):
         skipped: why the content was not read (not a readable type, too large, no rights);
             the name and size still count.
         sheet: for a spreadsheet, the number of the sheet (1, 2, …).
+        fraction: the part of the file the rows or text are, above 0 and at most 1, where
+            known: what they hold times 1/fraction estimates what the whole file holds.
     """
 
     where: str
@@ -207,6 +209,7 @@ class Sample(NamedTuple):
     size: int | None = None
     skipped: str | None = None
     sheet: int | None = None
+    fraction: float | None = None
 
 
 class Outcome(NamedTuple):

@@ -798,8 +798,10 @@ def _escape(text: str) -> str:
 
 def _register_groups() -> None:
     from sweeper.cli_audit import audit
+    from sweeper.cli_discover import discover
 
     cli.add_command(audit)
+    cli.add_command(discover)
 
 
 _register_groups()
