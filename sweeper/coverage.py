@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sweeper.store import Store, discovery_coverage
+from sweeper.store import Store, discovery_coverage, discovery_runs
 
 __all__ = ["Coverage", "coverage_history", "latest_coverage"]
 
@@ -96,21 +96,18 @@ def save_coverage(conn: sa.Connection, coverage: Coverage) -> None:
 
 def latest_coverage(store: Store) -> Coverage | None:
     """Return the coverage of the latest discovery run, or None if discovery never ran."""
-    with store.engine.connect() as conn:
-        row = (
-            conn.execute(
-                sa.select(discovery_coverage).order_by(discovery_coverage.c.at.desc()).limit(1)
-            )
-            .mappings()
-            .first()
-        )
-    return None if row is None else _from_row(row)
+    history = coverage_history(store, 1)
+    return history[0] if history else None
 
 
 def coverage_history(store: Store, limit: int | None = None) -> list[Coverage]:
     """Return the coverage of the latest ``limit`` discovery runs (all by default), oldest
     first: the trend."""
-    stmt = sa.select(discovery_coverage).order_by(discovery_coverage.c.at.desc())
+    stmt = (
+        sa.select(discovery_coverage)
+        .join(discovery_runs, discovery_runs.c.id == discovery_coverage.c.run_id)
+        .order_by(discovery_runs.c.started_at.desc(), discovery_coverage.c.run_id.desc())
+    )
     if limit is not None:
         stmt = stmt.limit(limit)
     with store.engine.connect() as conn:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sql_databases import PG_URL, POSTGRES, SERVERS, Database
+from sql_databases import PG_URL, POSTGRES, SERVERS, Database, pg_reader_role
 
 from connectors.base import (
     FULL,
@@ -168,24 +168,8 @@ def test_a_location_covers_its_table_and_its_dependents(db: Database) -> None:
 @pytest.fixture
 def pg_role(postgres_database: str) -> Iterator[tuple[str, str, str]]:
     """A PostgreSQL login role in a schema of its own, allowed to read only table 'allowed'."""
-    schema = "t_" + secrets.token_hex(4)
-    role = "sweeper_reader_" + secrets.token_hex(4)
-    url = PG_URL.format(port=5432, database=postgres_database)
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        conn.execute(sa.text(f'CREATE TABLE "{schema}".allowed (id int PRIMARY KEY, naam text)'))
-        conn.execute(sa.text(f'CREATE TABLE "{schema}".secret (id int PRIMARY KEY, bsn text)'))
-        conn.execute(sa.text(f"INSERT INTO \"{schema}\".secret VALUES (1, '123456782')"))
-        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
-        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
-        conn.execute(sa.text(f'GRANT SELECT ON "{schema}".allowed TO "{role}"'))
-    yield role, schema, postgres_database
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
-        conn.execute(sa.text(f'DROP ROLE "{role}"'))
-    admin.dispose()
+    with pg_reader_role(postgres_database) as (role, schema):
+        yield role, schema, postgres_database
 
 
 @pytest.mark.postgres
