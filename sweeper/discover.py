@@ -1044,6 +1044,8 @@ def suggest(loaded: LoadedRopa, record: dict[str, Any]) -> str:
             lines.append(f"  subject: {json.dumps(subject)}   # the student or staff number")
         if age:
             lines.append(f"  clock: {{column: {json.dumps(age)}}}   # check: when it starts")
+        else:
+            lines.append("  # clock: {column: NAME}   # the date column the period starts from")
     elif record["kind"] == "folder":
         where = record["where"]
         if where.startswith("!b64:"):
@@ -1053,7 +1055,11 @@ def suggest(loaded: LoadedRopa, record: dict[str, Any]) -> str:
         pattern = "**" if where == "." else _glob_literal(where) + "/**"
         if details.get("extent") == "files":
             pattern = "*" if where == "." else _glob_literal(where) + "/*"
-        lines += [f"- system: {system_id}", f"  include: [{json.dumps(pattern)}]"]
+        lines += [
+            f"- system: {system_id}",
+            f"  include: [{json.dumps(pattern)}]",
+            "  clock: modified   # check: or created, {path_date: GROUP}, {event: ID}",
+        ]
     else:
         lines += [
             f"# a location for the {record['kind']} {record['where']!r} on system "
