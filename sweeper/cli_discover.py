@@ -296,7 +296,7 @@ def reviews(obj: _HasSettings, show_all: bool) -> None:
 @click.option("--limit", default=20, show_default=True, help="How many runs to list.")
 @click.pass_obj
 def runs(obj: _HasSettings, limit: int) -> None:
-    """List discovery runs with their coverage, newest first."""
+    """List the latest discovery runs with their coverage: the trend, oldest first."""
     from sweeper.coverage import coverage_history
     from sweeper.store import Store
 

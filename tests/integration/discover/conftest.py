@@ -20,26 +20,14 @@ for helpers in ("sql", "fileshare"):
     if str(HERE.parent / helpers) not in sys.path:
         sys.path.insert(0, str(HERE.parent / helpers))
 
-from sql_databases import PG_START, PG_URL  # noqa: E402
+from sql_databases import PG_URL, session_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def discovery_database() -> Iterator[str]:
     """A PostgreSQL database with a random name for this test session."""
-    root = sa.create_engine(PG_URL.format(port=5432, database="test"), isolation_level="AUTOCOMMIT")
-    name = "sweeper_discover_" + secrets.token_hex(4)
-    try:
-        with root.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as err:
-        pytest.fail(
-            f"PostgreSQL on 127.0.0.1:5432 does not answer ({err.orig}); start it with: {PG_START}",
-            pytrace=False,
-        )
-    yield name
-    with root.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    root.dispose()
+    with session_database("sweeper_discover_") as name:
+        yield name
 
 
 @pytest.fixture

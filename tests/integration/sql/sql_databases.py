@@ -118,3 +118,27 @@ def pg_reader_role(database: str) -> Iterator[tuple[str, str]]:
             conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
             conn.execute(sa.text(f'DROP ROLE "{role}"'))
         admin.dispose()
+
+
+@contextmanager
+def session_database(prefix: str) -> Iterator[str]:
+    """Create a PostgreSQL database named ``prefix`` and a random suffix, yield its name and
+    drop it afterwards. Fail (never skip) with the command that starts the server if it does
+    not answer."""
+    root = sa.create_engine(PG_URL.format(port=5432, database="test"), isolation_level="AUTOCOMMIT")
+    name = prefix + secrets.token_hex(4)
+    try:
+        with root.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as err:
+        reason = getattr(err, "orig", None) or err
+        pytest.fail(
+            f"PostgreSQL on 127.0.0.1:5432 does not answer ({reason}); start it with: {PG_START}",
+            pytrace=False,
+        )
+    try:
+        yield name
+    finally:
+        with root.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        root.dispose()
