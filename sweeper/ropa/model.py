@@ -674,8 +674,9 @@ class DiscoveryTarget(_Strict):
     )
     exclude: list[str] = Field(
         default_factory=list,
-        description="Glob patterns of store names not to list or enter (tmp/**, "
-        "pg_temp*, *.snapshot)",
+        description="Glob patterns of stores not to list or enter: folders relative to the "
+        "base (or the share's root), as in include patterns (tmp/**, **/.snapshot); SQL "
+        "tables as schema.table with * and ? (pg_temp*.*, *.backup_*)",
     )
     sample: bool = Field(
         default=True,
