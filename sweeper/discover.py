@@ -344,11 +344,13 @@ class _Run:
             target = self._target(system.id)
             result = SystemResult(system.id, system.kind, system.status.value)
             self.systems[system.id] = result
-            if not target.enabled:
-                result.outcome, result.reason = "skipped", "discovery.targets: enabled is false"
-                continue
             try:
                 connector = self.options.connectors(system.kind)(system, self.context)
+                if not target.enabled:
+                    # Not discovered, but its locations may still cover what others find.
+                    result.outcome, result.reason = "skipped", "discovery.targets: enabled: false"
+                    self.connectors[system.id] = connector
+                    continue
                 connector.check()
             except SweeperError as err:
                 result.outcome, result.reason = "failed", str(err)
@@ -380,6 +382,8 @@ class _Run:
         used = {loc.system for a in self.ropa.activities for loc in a.locations}
         scopes: dict[str, tuple[str, ...]] = {}
         for system_id, connector in list(self.connectors.items()):
+            if system_id not in self.requests:
+                continue  # skipped: not discovered
             try:
                 scopes[system_id] = connector.scope(self.requests[system_id])
             except SweeperError as err:
