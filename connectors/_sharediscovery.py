@@ -119,6 +119,7 @@ class _Store:
     oldest: int | None = None
     newest: int | None = None
     stale: int = 0
+    readable: int = 0  # files of a type whose content is read
     # heaps of (-hash, path, size): the files to read, and to judge by name
     read: list[tuple[int, str, int]] = dataclasses.field(default_factory=list)
     named: list[tuple[int, str, int]] = dataclasses.field(default_factory=list)
@@ -218,6 +219,7 @@ def discover(
                         store.stale += 1
                     name = path.rpartition("/")[2]
                     if readable_type(name):
+                        store.readable += 1
                         _keep(store.read, limits[0], path, size)
                     else:
                         _keep(store.named, limits[1], path, size)
@@ -240,7 +242,12 @@ def discover(
                 None if store.oldest is None else _from_ns(store.oldest, tz),
                 None if store.newest is None else _from_ns(store.newest, tz),
                 store.stale,
-                {"extent": store.extent, "depth": depth, "count": "exact"},
+                {
+                    "extent": store.extent,
+                    "depth": depth,
+                    "count": "exact",
+                    "readable_files": store.readable,
+                },
             )
     finally:
         tree.close()

@@ -33,7 +33,7 @@ import math
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,10 @@ class StoreResult:
     tally: Tally = field(default_factory=Tally)
     uncovered: Tally = field(default_factory=Tally)  # evidence outside what locations cover
     sampled: int = 0  # files or tables sampled
+    # per sampled file with personal data outside what locations cover: (records, read):
+    # read is true for a file whose content was read, false for one judged by its name
+    personal_files: list[tuple[int, bool]] = field(default_factory=list)
+    read_files: int = 0  # sampled files whose content was read
     estimated: int = 0
     score: float = 0.0
     status: str = "new"
@@ -394,10 +398,11 @@ class _Run:
         for system_id in ordered:
             place = scopes[system_id]
             if place in owners:
-                self.systems[system_id].outcome = "same_place"
-                self.systems[
-                    system_id
-                ].reason = f"reaches the same place as system {owners[place]!r}, which discovers it"
+                same = self.systems[system_id]
+                same.outcome = "same_place"
+                same.reason = (
+                    f"reaches the same place as system {owners[place]!r}, which discovers it"
+                )
                 continue
             owners[place] = system_id
         for wide_id, wide in scopes.items():
@@ -407,16 +412,7 @@ class _Run:
                 if owner != wide_id and len(place) > len(wide) and place[: len(wide)] == wide
             ]
             if skip:
-                request = self.requests[wide_id]
-                self.requests[wide_id] = DiscoverRequest(
-                    now=request.now,
-                    depth=request.depth,
-                    stale_after=request.stale_after,
-                    base=request.base,
-                    exclude=request.exclude,
-                    skip=tuple(skip),
-                    options=request.options,
-                )
+                self.requests[wide_id] = replace(self.requests[wide_id], skip=tuple(skip))
 
     def _order(self, system_id: str) -> int:
         return next(i for i, s in enumerate(self.ropa.systems) if s.id == system_id)
@@ -594,22 +590,29 @@ class _Run:
             tally.files += 1 if sample.name is not None else 0
         elif sample.skipped is not None:
             tally.names_only += 1
+        read = sample.text is not None or bool(sample.rows)
         if sample.sheet in (None, 1):
             result.sampled += 1
+            result.read_files += 1 if read and sample.name is not None else 0
         covered = (
             result.registration == PARTLY
             and sample.name is not None
             and self._file_covered(result, sample.where)
         )
-        self._count(result, tally, covered, sample)
+        self._count(result, tally, covered, sample, read)
 
     def _count(
-        self, result: StoreResult, tally: Tally, covered: bool, sample: Sample | None = None
+        self,
+        result: StoreResult,
+        tally: Tally,
+        covered: bool,
+        sample: Sample | None = None,
+        read: bool = False,
     ) -> None:
         result.tally.merge(tally)
         if not covered:
             result.uncovered.merge(tally)
-        if sample is None or sample.name is None or not tally.personal_data:
+        if sample is None or sample.name is None or not tally.personal_data or covered:
             return
         # A file with personal data holds about as many records as it has rows with it (the
         # sample's share of the file extrapolated), or one (a CV, a scanned passport) if only
@@ -617,17 +620,12 @@ class _Run:
         records = max(1, tally.with_values, tally.named_records)
         if sample.fraction:
             records = max(1, round(records / sample.fraction))
-        result.details.setdefault("_personal_files", []).append(
-            (records, covered and result.registration == PARTLY)
-        )
+        result.personal_files.append((records, read))
 
     def _score(self, result: StoreResult) -> None:
         evidence = result.tally if result.registration != PARTLY else result.uncovered
-        files = result.details.pop("_personal_files", [])
-        if result.kind == "folder" or files:
-            found = [r for r, covered in files if not covered]
-            per_file = sum(found) / max(1, result.sampled)
-            result.estimated = int(per_file * (result.items or result.sampled))
+        if result.kind == "folder" or result.personal_files:
+            result.estimated = _file_estimate(result)
         elif evidence.records:
             share = max(evidence.with_values, evidence.named_records) / evidence.records
             rows = result.items if result.items is not None else evidence.records
@@ -812,6 +810,24 @@ class _Run:
         }
         trend = coverage_history(self.store, self.bounds.trend_runs)
         return write_report(self.options.reports_dir, head, summary, coverage, trend, records)
+
+
+def _file_estimate(result: StoreResult) -> int:
+    """Given a folder's sampled files with personal data, return the personal records its
+    files are estimated to hold: the files read and those judged by name stand each for the
+    folder's files of their kind (readable types: ``details.readable_files``, where the
+    connector counts them)."""
+    read = [r for r, was_read in result.personal_files if was_read]
+    named = [r for r, was_read in result.personal_files if not was_read]
+    items = result.items if result.items is not None else result.sampled
+    readable = result.details.get("readable_files")
+    if not isinstance(readable, int):
+        return int(sum(read + named) / max(1, result.sampled) * items)
+    others = max(0, items - readable)
+    named_sampled = result.sampled - result.read_files
+    estimate = sum(read) / max(1, result.read_files) * readable
+    estimate += sum(named) / max(1, named_sampled) * others
+    return int(estimate)
 
 
 def _looks_like_header(row: Sequence[Any]) -> bool:
