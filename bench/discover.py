@@ -58,6 +58,7 @@ def build_tree(root: Path, files: int) -> None:
         return
     if root.exists():
         shutil.rmtree(root)
+    root.mkdir(parents=True)
     rng = random.Random(files)
     now = time.time()
     for n in range(files):
@@ -105,6 +106,8 @@ def build_schema(url: str, schema: str, tables: int, rows: int) -> None:
 
 
 def run_size(args: argparse.Namespace, scale: int, work: Path) -> list[Measurement]:
+    """Measure discovery of the share and of the database at ``scale`` times the size (0: an
+    empty share and an empty schema, the fixed cost of a run), and the baselines."""
     files, tables = args.files * scale, args.tables * scale
     tree = args.dir / f"discover-tree-{files}"
     schema = f"sweeper_bench_discover_{tables}"
@@ -155,14 +158,17 @@ def main() -> None:
     work = args.dir / "work-discover"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    empty = run_size(args, 0, work)
     single = run_size(args, 1, work)
     double = run_size(args, 2, work)
-    for m in single + double:
+    for m in empty + single + double:
         print(m)
-    for one, two in zip(single, double, strict=True):
+    for fixed, one, two in zip(empty, single, double, strict=True):
+        net = (two.seconds - fixed.seconds) / max(0.01, one.seconds - fixed.seconds)
         print(
-            f"{one.label.rsplit(' ', 1)[0]:<28} doubled: time x{two.seconds / one.seconds:.2f} "
-            f"(linear: x2.00), peak RSS x{two.peak_rss_mb / one.peak_rss_mb:.2f} (flat: x1.00)"
+            f"{one.label.rsplit(' ', 1)[0]:<28} doubled: time x{two.seconds / one.seconds:.2f}, "
+            f"less the fixed cost of an empty estate x{net:.2f} (linear: x2.00); "
+            f"peak RSS x{two.peak_rss_mb / one.peak_rss_mb:.2f} (flat: x1.00)"
         )
     for ours, base in (
         (single[0], single[2]),

@@ -94,14 +94,16 @@ _SHEETS = 5
 _SPREADSHEET_FACTOR = 32
 
 
+READABLE: Final = TABULAR | SPREADSHEET | TEXT
+
+
 def _extension(name: str) -> str:
     return name.rpartition(".")[2].lower() if "." in name else ""
 
 
 def readable_type(name: str) -> bool:
     """Given a file name, return whether discovery reads its content."""
-    ext = _extension(name)
-    return ext in TABULAR or ext in SPREADSHEET or ext in TEXT
+    return _extension(name) in READABLE
 
 
 def _glob_escape(path: str) -> str:
@@ -129,7 +131,7 @@ def _keep(heap: list[tuple[int, str, int]], limit: int, path: str, size: int) ->
     """Keep the ``limit`` paths with the lowest hash: a sample that is the same on every run."""
     if limit <= 0:
         return
-    h = zlib.crc32(os.fsencode(path))
+    h = zlib.crc32(path.encode("utf-8", "surrogateescape"))
     if len(heap) < limit:
         heapq.heappush(heap, (-h, path, size))
     elif -heap[0][0] > h:
@@ -217,8 +219,8 @@ def discover(
                         store.newest = mtime
                     if mtime < stale_ns:
                         store.stale += 1
-                    name = path.rpartition("/")[2]
-                    if readable_type(name):
+                    dot = path.rfind(".")
+                    if dot > path.rfind("/") and path[dot + 1 :].lower() in READABLE:
                         store.readable += 1
                         _keep(store.read, limits[0], path, size)
                     else:

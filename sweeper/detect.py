@@ -320,13 +320,26 @@ def _words(name: str) -> list[str]:
 
 
 class _NameMatcher:
+    """Matches names against the terms: one regex per detector for the parts, one dict from
+    word to detectors for the whole words (a run samples tens of thousands of names)."""
+
     def __init__(self, patterns: Sequence[Pattern]) -> None:
-        self.parts = {k: list(v) for k, v in _PARTS.items()}
-        self.tokens = {k: set(v) for k, v in _TOKENS.items()}
+        parts = {k: list(v) for k, v in _PARTS.items()}
+        tokens: dict[str, set[str]] = {}
+        for detector, known in _TOKENS.items():
+            for word in known:
+                tokens.setdefault(word, set()).add(detector)
         for pattern in patterns:
             words = ["".join(_words(n)) for n in pattern.names]
-            self.parts.setdefault(pattern.id, []).extend(w for w in words if len(w) >= 5)
-            self.tokens.setdefault(pattern.id, set()).update(w for w in words if 0 < len(w) < 5)
+            parts.setdefault(pattern.id, []).extend(w for w in words if len(w) >= 5)
+            for word in (w for w in words if 0 < len(w) < 5):
+                tokens.setdefault(word, set()).add(pattern.id)
+        self.parts = [
+            (d, re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))))
+            for d, terms in parts.items()
+            if terms
+        ]
+        self.tokens = tokens
 
     def match(self, name: str) -> set[str]:
         """Given a field or file name, return the detectors it points to."""
@@ -334,14 +347,12 @@ class _NameMatcher:
         if not words:
             return set()
         joined = "".join(words)
-        found = {d for d, parts in self.parts.items() if any(p in joined for p in parts)}
+        found = {d for d, regex in self.parts if regex.search(joined)}
         for i, word in enumerate(words):
-            for detector, tokens in self.tokens.items():
-                if word in tokens:
-                    qualified = i > 0 and words[i - 1] in _NOT_A_PERSON
-                    if detector in ("name", "address") and qualified:
-                        continue
-                    found.add(detector)
+            for detector in self.tokens.get(word, ()):
+                if detector in ("name", "address") and i > 0 and words[i - 1] in _NOT_A_PERSON:
+                    continue  # a file name, an e-mail address: not a person's
+                found.add(detector)
         return found
 
 
