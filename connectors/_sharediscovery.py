@@ -411,7 +411,7 @@ def _spreadsheet(
     try:
         for number, sheet in enumerate(book.worksheets[:_SHEETS], start=1):
             rows = []
-            for row in sheet.iter_rows(max_row=request.rows + 1, values_only=True):
+            for row in sheet.iter_rows(max_row=request.rows + 1, max_col=200, values_only=True):
                 rows.append(list(row))
             total = sheet.max_row  # from the sheet's dimension; None where it has none
             share = min(1.0, len(rows) / total) if total and rows else None
