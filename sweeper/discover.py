@@ -152,6 +152,7 @@ class StoreResult:
     # read is true for a file whose content was read, false for one judged by its name
     personal_files: list[tuple[int, bool]] = field(default_factory=list)
     read_files: int = 0  # sampled files whose content was read
+    covered_files: int = 0  # sampled files of a partly covered folder a location covers
     estimated: int = 0
     score: float = 0.0
     status: str = "new"
@@ -567,6 +568,12 @@ class _Run:
                 pass
             except SweeperError as err:
                 result.problems.append(f"sampling failed: {err}")
+        if result.registration == PARTLY and result.kind == "folder" and result.items:
+            # Every file was sampled: the files themselves say what the patterns cover.
+            if result.sampled >= result.items and result.covered_files >= result.items:
+                result.registration = REGISTERED
+            elif result.sampled >= result.items and result.covered_files == 0:
+                result.registration = UNREGISTERED
         if columns and not sampled_names:  # names still tell, where no row was read
             tally = self.detectors.tally()
             self.detectors.table([str(c) for c in columns], [], tally)
@@ -599,6 +606,8 @@ class _Run:
             and sample.name is not None
             and self._file_covered(result, sample.where)
         )
+        if covered and sample.sheet in (None, 1):
+            result.covered_files += 1
         self._count(result, tally, covered, sample, read)
 
     def _count(

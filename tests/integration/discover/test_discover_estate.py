@@ -342,3 +342,17 @@ def test_a_table_the_login_cannot_read_is_an_uninspectable_finding(
     assert "bsn" in secret.tally.hits and secret.tally.hits["bsn"].values == 0
     assert secret.score > 0
     assert result.coverage.uninspectable == 1
+
+
+def test_a_folder_whose_every_file_was_sampled_is_judged_by_its_files(estate: Estate) -> None:
+    """A pattern like **/*.txt covers a folder holding only .txt files entirely, and a folder
+    in which no file matches not at all, once every file of it was sampled."""
+    estate.ropa.write_text(
+        estate.ropa.read_text().replace(
+            'include: ["homes/**"]', 'include: ["**/cv.txt", "numbers/*.pdf"]'
+        )
+    )
+    result = estate.run()
+    by_where = {s.where: s for s in result.stores if s.system == "share"}
+    assert by_where["homes/jan"].registration == "registered"
+    assert by_where["numbers"].registration == "unregistered"
