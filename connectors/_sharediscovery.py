@@ -91,6 +91,7 @@ TEXT: Final = frozenset(
     | {"yaml", "yml", "ini", "eml", "rtf"}
 )
 _SHEETS = 5
+_SHEET_COLUMNS = 200
 _SPREADSHEET_FACTOR = 32
 
 
@@ -411,8 +412,12 @@ def _spreadsheet(
     try:
         for number, sheet in enumerate(book.worksheets[:_SHEETS], start=1):
             rows = []
-            for row in sheet.iter_rows(max_row=request.rows + 1, max_col=200, values_only=True):
-                rows.append(list(row))
+            columns = min(_SHEET_COLUMNS, sheet.max_column or _SHEET_COLUMNS)
+            for row in sheet.iter_rows(max_row=request.rows + 1, max_col=columns, values_only=True):
+                cells = list(row)
+                while cells and cells[-1] is None:
+                    cells.pop()
+                rows.append(cells)
             total = sheet.max_row  # from the sheet's dimension; None where it has none
             share = min(1.0, len(rows) / total) if total and rows else None
             yield Sample(key, name, rows=rows, size=size, sheet=number, fraction=share)
