@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fileshare_tree import as_unprivileged
 from sql_databases import pg_reader_role
 
 from sweeper.coverage import coverage_history, latest_coverage
@@ -356,3 +359,49 @@ def test_a_folder_whose_every_file_was_sampled_is_judged_by_its_files(estate: Es
     by_where = {s.where: s for s in result.stores if s.system == "share"}
     assert by_where["homes/jan"].registration == "registered"
     assert by_where["numbers"].registration == "unregistered"
+
+
+def test_an_unreadable_folder_is_a_finding_of_its_own_and_the_run_goes_on() -> None:
+    """A folder the sweeper's user cannot list is an 'uninspectable' finding; the rest of the
+    share is discovered and the run completes."""
+    base = Path(tempfile.mkdtemp(prefix="discover-test-"))
+    try:
+        base.chmod(0o777)
+        share = base / "share"
+        (share / "open").mkdir(parents=True)
+        (share / "open" / "a.txt").write_text("x")
+        (share / "closed").mkdir()
+        (share / "closed" / "b.csv").write_text("bsn\n123456782\n")
+        for path in (share, share / "open", share / "closed"):
+            path.chmod(0o755)
+        (share / "open" / "a.txt").chmod(0o644)
+        ropa = base / "ropa.yaml"
+        ropa.write_text(
+            "controller: {name: S, contact: {name: A}}\n"
+            "systems:\n"
+            f'  - {{id: share, name: S, kind: fileshare, connection: {{root: "{share}"}}}}\n'
+        )
+        ropa.chmod(0o644)
+        # A first run here loads every module a run needs: the child that drops its
+        # privileges below may not read the interpreter's files.
+        warm = load_settings(None, state_dir=base / "warm-up")
+        warm_store = Store.open(warm.state_database_url)
+        run_discovery(load_ropa(ropa), warm, warm_store, DiscoveryOptions(now=NOW))
+        warm_store.close()
+        (share / "closed").chmod(0)
+
+        def discover_unprivileged() -> tuple[bool, list[tuple[str | None, str]]]:
+            settings = load_settings(None, state_dir=base / "state")
+            store = Store.open(settings.state_database_url)
+            try:
+                result = run_discovery(load_ropa(ropa), settings, store, DiscoveryOptions(now=NOW))
+            finally:
+                store.close()
+            return result.complete, [(f.finding, f.where) for f in result.findings]
+
+        complete, findings = as_unprivileged(discover_unprivileged)
+        assert complete
+        assert findings == [("uninspectable", "closed"), ("unregistered", "open")]
+    finally:
+        (base / "share" / "closed").chmod(0o755)
+        shutil.rmtree(base)

@@ -227,3 +227,32 @@ def test_other_databases_on_the_server_are_discovered_when_asked(db: Database) -
         with root.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         root.dispose()
+
+
+@pytest.mark.mariadb
+def test_a_mariadb_table_the_login_may_not_select_is_a_finding_of_its_own(
+    mariadb_root: sa.Engine,
+) -> None:
+    """On MariaDB a table the login holds another right on (INSERT) but not SELECT is listed,
+    not counted, and reported as 'uninspectable'; the readable table is counted."""
+    name = "sweeper_test_" + secrets.token_hex(4)
+    user = "sweeper_r_" + secrets.token_hex(4)
+    with mariadb_root.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}`"))
+        conn.execute(sa.text(f"CREATE TABLE `{name}`.allowed (id int PRIMARY KEY, naam text)"))
+        conn.execute(sa.text(f"CREATE TABLE `{name}`.secret (id int PRIMARY KEY, bsn text)"))
+        conn.execute(sa.text(f"CREATE USER '{user}'@'127.0.0.1'"))
+        conn.execute(sa.text(f"GRANT SELECT ON `{name}`.allowed TO '{user}'@'127.0.0.1'"))
+        conn.execute(sa.text(f"GRANT INSERT ON `{name}`.secret TO '{user}'@'127.0.0.1'"))
+    url = f"mysql+pymysql://{user}@127.0.0.1:3306/{name}"
+    db = Database("mariadb", url, mariadb_root, Path("/"), name, {"ssl_disabled": True})
+    try:
+        stores, findings = _discover(db)
+    finally:
+        with mariadb_root.begin() as conn:
+            conn.execute(sa.text(f"DROP USER '{user}'@'127.0.0.1'"))
+            conn.execute(sa.text(f"DROP DATABASE `{name}`"))
+    assert stores["allowed"].items == 0
+    assert (stores["secret"].details or {})["readable"] is False
+    assert [(f.kind, f.where) for f in findings] == [("uninspectable", f"{name}.secret")]
+    assert "SELECT command denied" in findings[0].message
