@@ -75,6 +75,7 @@ from connectors.fileshare import (
     _WalkPlan,
     decode_key,
     encode_key,
+    glob_literal,
     translate_glob,
     translate_glob_ancestors,
 )
@@ -105,12 +106,6 @@ def _extension(name: str) -> str:
 def readable_type(name: str) -> bool:
     """Given a file name, return whether discovery reads its content."""
     return _extension(name) in READABLE
-
-
-def _glob_escape(path: str) -> str:
-    """Given a literal path, return a glob pattern matching exactly it (no escape character
-    exists, so special characters become one-character classes)."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
 
 
 @dataclasses.dataclass
@@ -179,7 +174,7 @@ def discover(
         exclude = list(request.exclude)
         for place in request.skip:
             if place[: len(own)] == own and len(place) > len(own):
-                exclude.append(_glob_escape("/".join(place[len(own) :])) + "/**")
+                exclude.append(glob_literal("/".join(place[len(own) :])) + "/**")
         plan = _WalkPlan(
             root=os.path.join(root_real, base) if base else root_real,
             selection=Selection.compile(["**"], exclude),

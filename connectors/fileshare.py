@@ -206,6 +206,7 @@ __all__ = [
     "decode_key",
     "display_key",
     "encode_key",
+    "glob_literal",
     "translate_glob",
     "translate_glob_ancestors",
 ]
@@ -400,6 +401,12 @@ def translate_glob(pattern: str) -> str:
         else:
             parts.append(_segment_regex(segment) + ("" if last else "/"))
     return "(?s:" + "".join(parts) + ")"
+
+
+def glob_literal(path: str) -> str:
+    """Given a path relative to the root, return a pattern that matches exactly it: with no
+    escape character, ``*``, ``?`` and ``[`` become one-character classes (``[*]``)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
 
 
 def translate_glob_ancestors(pattern: str) -> str | None:

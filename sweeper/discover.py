@@ -1076,14 +1076,16 @@ def suggest(loaded: LoadedRopa, record: dict[str, Any]) -> str:
         else:
             lines.append("  # clock: {column: NAME}   # the date column the period starts from")
     elif record["kind"] == "folder":
+        from connectors.fileshare import glob_literal
+
         where = record["where"]
         if where.startswith("!b64:"):
             lines.append(
                 "# The folder's name is not valid UTF-8, so no pattern can name it: rename it"
             )
-        pattern = "**" if where == "." else _glob_literal(where) + "/**"
+        pattern = "**" if where == "." else glob_literal(where) + "/**"
         if details.get("extent") == "files":
-            pattern = "*" if where == "." else _glob_literal(where) + "/*"
+            pattern = "*" if where == "." else glob_literal(where) + "/*"
         lines += [
             f"- system: {system_id}",
             f"  include: [{json.dumps(pattern)}]",
@@ -1096,7 +1098,3 @@ def suggest(loaded: LoadedRopa, record: dict[str, Any]) -> str:
             f"- system: {system_id}",
         ]
     return "\n".join(lines) + "\n"
-
-
-def _glob_literal(path: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
