@@ -438,6 +438,7 @@ _BIRTH_CONTEXT = re.compile(
     r"(?:geboren|geb\.?|geboortedatum|date of birth|born|birth date|dob)\W{0,4}" + _DATE_TEXT,
     re.I,
 )
+_DIGIT = re.compile(r"\d")
 _BSN_MIN_CANDIDATES = 5  # with this many nine-digit numbers, the pass rate decides
 _MAX_CELL = 4096  # characters of one value that are examined
 
@@ -650,6 +651,10 @@ class _Column:
 
     def _values(self, text: str, record: int) -> None:
         found = self.found
+        if "@" not in text and _DIGIT.search(text) is None:
+            # Every built-in value has a digit or an '@': only the RoPA's patterns are left.
+            self._patterns(text, record)
+            return
         spans: list[tuple[int, int]] = []
         if "@" in text:
             for m in _EMAIL.finditer(text):
@@ -685,10 +690,13 @@ class _Column:
                 day = _parse_date(m.group(1))
                 if day is not None and self._plausible_birth(day):
                     found.append(("date_of_birth", m.group(1), record))
+        self._patterns(text, record)
+
+    def _patterns(self, text: str, record: int) -> None:
         for detector, regex in self.d.compiled:
             for m in regex.finditer(text):
                 if m.group(0):
-                    found.append((detector, m.group(0), record))
+                    self.found.append((detector, m.group(0), record))
 
     def _plausible_birth(self, day: date) -> bool:
         return date(1900, 1, 1) <= day <= self.d.today
