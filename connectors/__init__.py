@@ -1,6 +1,9 @@
 """Connectors: one module per kind of system, behind the contract in ``connectors.base``."""
 
 from connectors.base import (
+    FULL,
+    NONE,
+    PARTIAL,
     ActRequest,
     Connector,
     ConnectorContext,
@@ -8,6 +11,8 @@ from connectors.base import (
     DiscoverRequest,
     NotDueSummary,
     Outcome,
+    Sample,
+    SampleRequest,
     ScanFinding,
     ScannedItem,
     ScanOutput,
@@ -16,6 +21,9 @@ from connectors.base import (
 from connectors.registry import available_kinds, connector_class
 
 __all__ = [
+    "FULL",
+    "NONE",
+    "PARTIAL",
     "ActRequest",
     "Connector",
     "ConnectorContext",
@@ -23,6 +31,8 @@ __all__ = [
     "DiscoveredStore",
     "NotDueSummary",
     "Outcome",
+    "Sample",
+    "SampleRequest",
     "ScanFinding",
     "ScanOutput",
     "ScanRequest",

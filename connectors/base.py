@@ -13,6 +13,12 @@ A connector reaches one kind of system (``sql``, ``fileshare``, …). The lifecy
 * ``act(request)`` — act on a batch of items and stream one outcome per item.
 * ``discover(request)`` — list the stores the system holds (tables, folders, buckets and
   prefixes, OUs) with counts, bytes and age, for shadow-data and coverage findings.
+* ``sample(request)`` — read a bounded part of one discovered store's content (rows per
+  table, bytes per file) for the personal-data detectors; nothing of it is kept.
+* ``scope(request)``, ``locate(store)`` and ``coverage(location, place, store)`` — where a
+  system's discovery reaches and where a store physically lies (so that systems reaching the
+  same place, a share root and a sub-folder of it, say, are discovered once), and whether a
+  location of the RoPA covers a store.
 
 Drivers are imported lazily inside the connector, so a site without a driver needs it only
 when a system of that kind is used. Connectors are found through the ``sweeper.connectors``
@@ -133,12 +139,79 @@ class DiscoverRequest:
         stale_after: an item untouched (not logged on, not modified) for longer is stale.
         base: where to start in the system's terms (a share sub-folder, a base DN, a bucket);
             None: the whole system as its connection reaches it.
+        exclude: glob patterns (``*``, ``**``) of store names (``where``) not to list or enter.
+        skip: places (as ``locate`` gives them) that other systems of the RoPA discover: not
+            listed or entered here, so that nothing is discovered twice.
+        options: kind-specific settings, e.g. for SQL ``databases`` (``["*"]``: every database
+            on the server), ``schemas`` and ``exact_count_below``.
     """
 
     now: datetime
     depth: int = 2
     stale_after: timedelta = timedelta(days=365)
     base: str | None = None
+    exclude: tuple[str, ...] = ()
+    skip: tuple[tuple[str, ...], ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+FULL = "full"
+"""``coverage``: the location covers every item of the store."""
+PARTIAL = "partial"
+"""``coverage``: the location covers some of the store's items (a filter, a pattern)."""
+NONE = "none"
+"""``coverage``: the location covers nothing of the store."""
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What part of a discovered store to read for the personal-data detectors.
+
+    Args:
+        store: the store, as ``discover`` gave it.
+        rows: rows read per table, sheet or CSV file.
+        bytes: bytes read per file.
+        files: files whose content is read, per folder or prefix.
+        names: files or objects besides those judged by their name and size only.
+        keep_access_times: do not read a file when reading it would change its access time
+            (``O_NOATIME`` refused), since a retention clock may be ``accessed``.
+    """
+
+    store: DiscoveredStore
+    rows: int = 100
+    bytes: int = 256 * 1024
+    files: int = 10
+    names: int = 50
+    keep_access_times: bool = True
+
+
+class Sample(NamedTuple):
+    """A bounded part of a store's content, for the detectors only: it is never stored, logged
+    or reported, and the lifecycle drops it once the detectors have counted what it holds.
+
+    Args:
+        where: the table, or the file's key (as discovery names files).
+        name: the file's or object's name, for the name detectors; None for a table.
+        fields: column names, for a table; None for a file (its first row may be a header).
+        rows: the values, row by row (a table, a spreadsheet, a CSV file).
+        text: running text (a text file, a SQL dump); None if there is none.
+        size: the file's size in bytes, where known.
+        skipped: why the content was not read (not a readable type, too large, no rights);
+            the name and size still count.
+        sheet: for a spreadsheet, the number of the sheet (1, 2, …).
+        fraction: the part of the file the rows or text are, above 0 and at most 1, where
+            known: what they hold times 1/fraction estimates what the whole file holds.
+    """
+
+    where: str
+    name: str | None = None
+    fields: Sequence[str] | None = None
+    rows: Sequence[Sequence[Any]] = ()
+    text: str | None = None
+    size: int | None = None
+    skipped: str | None = None
+    sheet: int | None = None
+    fraction: float | None = None
 
 
 class Outcome(NamedTuple):
@@ -274,6 +347,37 @@ class Connector(ABC):
         """Stream the stores the system holds, and a ``ScanFinding`` of kind ``uninspectable``
         for each part it could not inspect (no rights, unreadable); never a data value."""
         raise ActionUnsupported(self.system.id, f"a {self.kind} system cannot be discovered")
+
+    def sample(self, request: SampleRequest) -> Iterator[Sample | ScanFinding]:
+        """Read a bounded part of a discovered store's content, within the request's bounds,
+        opening nothing for writing; a ``ScanFinding`` of kind ``uninspectable`` for a part
+        that cannot be read (no rights), and the sampling goes on."""
+        raise ActionUnsupported(self.system.id, f"a {self.kind} system cannot be sampled")
+
+    def scope(self, request: DiscoverRequest) -> tuple[str, ...]:
+        """Return the place that discovery with ``request`` reaches, as ``locate`` names places.
+
+        The default is a place of this system alone, which no other system shares.
+        """
+        return (self.kind, self.system.id)
+
+    def locate(self, store: DiscoveredStore) -> tuple[str, ...]:
+        """Given a store this connector discovered, return where it physically lies: a path of
+        names, the same for every system of this kind that reaches the same place (a share's
+        real path, a database server, database, schema and table). A store lies inside every
+        place whose path is a prefix of its own.
+        """
+        return (self.kind, self.system.id, store.where)
+
+    def coverage(self, location: Any, place: tuple[str, ...], store: DiscoveredStore) -> str:
+        """Given a location of this system and a store that discovery found at ``place`` (by
+        this or another system of the same kind), return ``FULL`` when the location covers
+        every item of the store, ``PARTIAL`` when some (a filter, a pattern), ``NONE`` when
+        none. Raise ActionUnsupported if the connector cannot tell.
+        """
+        raise ActionUnsupported(
+            self.system.id, f"a {self.kind} connector cannot tell what its locations cover"
+        )
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release connections."""

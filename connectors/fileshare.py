@@ -173,9 +173,13 @@ from connectors.base import (
     ActRequest,
     Connector,
     ConnectorContext,
+    DiscoveredStore,
+    DiscoverRequest,
     LocationModel,
     NotDueSummary,
     Outcome,
+    Sample,
+    SampleRequest,
     ScanFinding,
     ScannedItem,
     ScanOutput,
@@ -203,6 +207,7 @@ __all__ = [
     "decode_key",
     "display_key",
     "encode_key",
+    "glob_literal",
     "translate_glob",
     "translate_glob_ancestors",
 ]
@@ -397,6 +402,12 @@ def translate_glob(pattern: str) -> str:
         else:
             parts.append(_segment_regex(segment) + ("" if last else "/"))
     return "(?s:" + "".join(parts) + ")"
+
+
+def glob_literal(path: str) -> str:
+    """Given a path relative to the root, return a pattern that matches exactly it: with no
+    escape character, ``*``, ``?`` and ``[`` become one-character classes (``[*]``)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
 
 
 def translate_glob_ancestors(pattern: str) -> str | None:
@@ -1654,6 +1665,9 @@ class FileShareConnector(Connector):
         super().__init__(system, context)
         self._scans: weakref.WeakSet[Generator[ScanOutput, None, None]] = weakref.WeakSet()
         self._acts: weakref.WeakSet[Generator[Outcome, None, None]] = weakref.WeakSet()
+        # discovery: per folder the files to read and to judge by name; compiled locations
+        self._discovery_samples: dict[str, tuple[list[tuple[str, int]], ...]] = {}
+        self._discovery_selections: dict[tuple[tuple[str, ...], tuple[str, ...]], Selection] = {}
 
     @property
     def root(self) -> str:
@@ -1967,6 +1981,40 @@ class FileShareConnector(Connector):
                         yield NotDueSummary(count, earliest_clock, size)
         finally:
             os.close(root_fd)
+
+    # -- discovery (see connectors._sharediscovery) ---------------------------------------------
+
+    def discover(self, request: DiscoverRequest) -> Iterator[DiscoveredStore | ScanFinding]:
+        """Stream the folders down to ``request.depth`` that hold files, with file counts,
+        bytes and age, and an ``uninspectable`` finding for each folder that cannot be read."""
+        from connectors import _sharediscovery
+
+        return _sharediscovery.discover(self, request)
+
+    def sample(self, request: SampleRequest) -> Iterator[Sample | ScanFinding]:
+        """Read a few files of a discovered folder (CSV, TSV, XLSX, text; at most
+        ``request.bytes`` each) and name the others, without changing access times."""
+        from connectors import _sharediscovery
+
+        return _sharediscovery.sample(self, request)
+
+    def scope(self, request: DiscoverRequest) -> tuple[str, ...]:
+        """Return the place discovery reaches: the real path of the root (and base)."""
+        from connectors import _sharediscovery
+
+        return _sharediscovery.scope(self, request)
+
+    def locate(self, store: DiscoveredStore) -> tuple[str, ...]:
+        """Return a folder's place: ``("fileshare", *its real path's parts)``."""
+        from connectors import _sharediscovery
+
+        return _sharediscovery.locate(self, store)
+
+    def coverage(self, location: Any, place: tuple[str, ...], store: DiscoveredStore) -> str:
+        """Return whether the location's patterns cover the folder (or file) at ``place``."""
+        from connectors import _sharediscovery
+
+        return _sharediscovery.coverage(self, location, place, store)
 
     def _workers(self) -> int:
         """Return how many worker processes walk the tree; 0 means the calling process does.

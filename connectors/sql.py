@@ -75,13 +75,19 @@ from sqlalchemy.dialects.mssql import DATETIMEOFFSET
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, make_url
 
+from connectors import _sqldiscovery
 from connectors.base import (
     ActRequest,
     Connector,
     ConnectorContext,
+    DiscoveredStore,
+    DiscoverRequest,
     LocationModel,
     NotDueSummary,
     Outcome,
+    Sample,
+    SampleRequest,
+    ScanFinding,
     ScannedItem,
     ScanOutput,
     ScanRequest,
@@ -223,6 +229,8 @@ class SqlConnector(Connector):
         self._tables: dict[str, sa.Table] = {}
         self._plans: dict[str, _Plan] = {}
         self._events: dict[str, _Event] = {}
+        self._discovery_engines: dict[str, sa.Engine] = {}
+        self._discovery_cache: dict[str, Any] = {}
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -233,12 +241,16 @@ class SqlConnector(Connector):
             self._engine = self._create_engine()
         return self._engine
 
-    def _create_engine(self) -> sa.Engine:
+    def _create_engine(self, database: str | None = None) -> sa.Engine:
+        """Return a new engine for the system's URL (with another database on the same server
+        when ``database`` is given, for discovery)."""
         settings = self.system.connection
         try:
             url = make_url(settings.url)
         except sa_exc.ArgumentError as err:
             raise ConnectorError(self.system.id, f"invalid URL: {err}") from err
+        if database is not None:
+            url = url.set(database=database)
         backend, driver = url.get_backend_name(), url.get_driver_name()
         if settings.credential is not None and backend == "sqlite" and driver == "pysqlite":
             raise ConnectorError(
@@ -327,6 +339,42 @@ class SqlConnector(Connector):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+        for engine in self._discovery_engines.values():
+            engine.dispose()
+        self._discovery_engines.clear()
+
+    # -- discovery (see connectors._sqldiscovery) ------------------------------------------------
+
+    def discover(self, request: DiscoverRequest) -> Iterator[DiscoveredStore | ScanFinding]:
+        """Stream the tables (and materialised views) as stores with row counts (exact below
+        ``exact_count_below``, else the catalog's estimate), sizes, columns and age, and an
+        ``uninspectable`` finding for each table this login cannot read."""
+        return _sqldiscovery.discover(self, request)
+
+    def sample(self, request: SampleRequest) -> Iterator[Sample | ScanFinding]:
+        """Read up to ``request.rows`` rows of a discovered table (text cut short, binary
+        columns left out)."""
+        return _sqldiscovery.sample(self, request)
+
+    def scope(self, request: DiscoverRequest) -> tuple[str, ...]:
+        """Return the place discovery reaches: the database, or with ``databases`` the server."""
+        return _sqldiscovery.scope(self, request)
+
+    def locate(self, store: DiscoveredStore) -> tuple[str, ...]:
+        """Return a table's place: ``("sql", server, database, schema, table)``."""
+        return _sqldiscovery.locate(self, store)
+
+    def coverage(self, location: Any, place: tuple[str, ...], store: DiscoveredStore) -> str:
+        """Return whether the location covers the table at ``place``: its own table and its
+        dependent tables fully, or partly when the location has ``where`` conditions."""
+        return _sqldiscovery.coverage(self, location, place, store)
+
+    def _discovery_engine(self, database: str) -> sa.Engine:
+        """Return an engine for another database on the same server (read-only as the rest)."""
+        engine = self._discovery_engines.get(database)
+        if engine is None:
+            engine = self._discovery_engines[database] = self._create_engine(database)
+        return engine
 
     # -- names ----------------------------------------------------------------------------------
 

@@ -879,10 +879,12 @@ def _escape(text: str) -> str:
 
 def _register_groups() -> None:
     from sweeper.cli_audit import audit
+    from sweeper.cli_discover import discover
     from sweeper.cli_export import export
     from sweeper.cli_ropa import ropa
 
     cli.add_command(audit)
+    cli.add_command(discover)
     cli.add_command(export)
     cli.add_command(ropa)
 

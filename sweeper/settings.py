@@ -148,6 +148,53 @@ class MetricsSettings(BaseModel):
         return value
 
 
+class DiscoverySettings(BaseModel):
+    """How far discovery of shadow data looks, and the bounds of its samples; a RoPA's
+    discovery targets may ask for less, never for more."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    depth: int = Field(
+        default=2, ge=0, le=32, description="Folder or prefix levels listed as stores"
+    )
+    sample_rows: int = Field(
+        default=100, ge=0, le=100_000, description="Rows read per table, sheet or CSV file"
+    )
+    sample_bytes: int = Field(
+        default=256 * 1024, ge=0, le=64 * 1024 * 1024, description="Bytes read per file"
+    )
+    sample_files: int = Field(
+        default=10, ge=0, le=1000, description="Files whose content is read, per folder"
+    )
+    sample_names: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description="Files per folder judged by name and size only, besides those read",
+    )
+    exact_count_below: int = Field(
+        default=100_000,
+        ge=0,
+        description="SQL: a table whose catalog estimate is below this is counted exactly "
+        "(COUNT(*)); larger ones keep the estimate",
+    )
+    stale_after: Annotated[Period, NoDecode] = Field(
+        default_factory=lambda: Period(years=1),
+        description="An item not modified (or logged on) for longer is stale",
+    )
+    keep_access_times: bool = Field(
+        default=True,
+        description="Do not read a file when that would change its access time (O_NOATIME "
+        "is allowed only to its owner, root or CAP_FOWNER): such files count by name and size",
+    )
+    max_examples: int = Field(
+        default=3, ge=0, le=20, description="Masked examples kept per detector and store"
+    )
+    trend_runs: int = Field(
+        default=10, ge=1, le=1000, description="Earlier runs shown in the coverage trend"
+    )
+
+
 class Settings(BaseSettings):
     """ropa-sweeper's settings; see the module docstring for where they come from."""
 
@@ -277,6 +324,12 @@ class Settings(BaseSettings):
         default_factory=lambda: Period(months=6),
         description="Plans and their reports (personal data: they name subjects and paths) "
         "older than this are removed by the prune job; must be longer than plan_max_age",
+    )
+
+    discovery: DiscoverySettings = Field(
+        default_factory=DiscoverySettings,
+        description="Discovery of shadow data: depth and sample bounds "
+        "(SWEEPER_DISCOVERY__SAMPLE_ROWS=…)",
     )
 
     @classmethod

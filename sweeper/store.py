@@ -216,6 +216,74 @@ lock_holders = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("command", sa.Text, nullable=False),
     sa.Column("since", UtcDateTime(), nullable=False),
+
+discovery_runs = sa.Table(
+    "discovery_runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), comment="null while (or if a crash stopped) running"),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("ropa_path", sa.Text, nullable=False),
+    sa.Column("ropa_digest", sa.String(64), nullable=False),
+    sa.Column("complete", sa.Boolean, nullable=False, comment="false if a system failed"),
+    sa.Column("summary", sa.Text, nullable=False, comment="JSON: systems and their outcome"),
+)
+
+discovery_stores = sa.Table(
+    "discovery_stores",
+    metadata,
+    sa.Column("run_id", sa.String(40), sa.ForeignKey("discovery_runs.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("finding_id", sa.String(24), nullable=False, index=True),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, comment="table, folder, bucket, …"),
+    sa.Column("where", sa.Text, nullable=False),
+    sa.Column("items", sa.BigInteger),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("oldest", sa.String(40)),
+    sa.Column("newest", sa.String(40)),
+    sa.Column("registration", sa.String(16), nullable=False, comment="registered, partial, …"),
+    sa.Column("finding", sa.String(24), comment="unregistered, partially_registered, …; null"),
+    sa.Column("status", sa.String(16), comment="new, acknowledged, under_review"),
+    sa.Column("personal_data", sa.Boolean, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("record", sa.Text, nullable=False, comment="JSON: the report's entry (no values)"),
+)
+
+discovery_coverage = sa.Table(
+    "discovery_coverage",
+    metadata,
+    sa.Column("run_id", sa.String(40), sa.ForeignKey("discovery_runs.id"), primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("complete", sa.Boolean, nullable=False),
+    sa.Column("activities", sa.Integer, nullable=False),
+    sa.Column("activities_enforceable", sa.Integer, nullable=False),
+    sa.Column("stores", sa.Integer, nullable=False),
+    sa.Column("stores_registered", sa.Integer, nullable=False),
+    sa.Column("stores_partial", sa.Integer, nullable=False),
+    sa.Column("personal_stores", sa.Integer, nullable=False),
+    sa.Column("personal_stores_registered", sa.Integer, nullable=False),
+    sa.Column("legacy_systems_with_data", sa.Integer, nullable=False),
+    sa.Column("uninspectable", sa.Integer, nullable=False),
+    sa.Column("details", sa.Text, nullable=False, comment="JSON: the legacy systems"),
+)
+
+discovery_decisions = sa.Table(
+    "discovery_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("finding_id", sa.String(24), nullable=False, index=True),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False, comment="acknowledged, review"),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("detectors", sa.Text, nullable=False, comment="JSON: detectors found then"),
+    sa.Column("state", sa.String(16), nullable=False, comment="open, closed"),
+    sa.Column("closed_by", sa.String(200)),
+    sa.Column("closed_at", UtcDateTime()),
+    sa.Column("close_reason", sa.Text),
 )
 
 ITEM_FIELDS = (

@@ -29,6 +29,7 @@ from sweeper.ropa.model import (
     BucketSystem,
     ColumnClock,
     Controller,
+    Discovery,
     EventClock,
     FileLocation,
     FileShareSystem,
@@ -117,7 +118,9 @@ class LoadedRopa:
 
 def ropa_digest(ropa: Ropa) -> str:
     """Return the sha256 of the RoPA's canonical JSON: comments and layout do not count."""
-    canonical = json.dumps(ropa.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # What discovery looks at does not change what a plan deletes: it is left out.
+    content = ropa.model_dump(mode="json", exclude={"discovery"})
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -328,6 +331,7 @@ class _Fragment:
     source: _Source
     controller: Controller | None = None
     timezone: str | None = None
+    discovery: Discovery | None = None
     sections: dict[str, list[tuple[int, Any]]] = field(
         default_factory=lambda: {name: [] for name in _SECTIONS}
     )
@@ -349,6 +353,7 @@ def _validate(source: _Source, problems: list[Problem]) -> _Fragment | None:
     try:
         header = RopaHeader.model_validate({k: v for k, v in data.items() if k not in _SECTIONS})
         fragment.controller, fragment.timezone = header.controller, header.timezone
+        fragment.discovery = header.discovery
     except ValidationError as err:
         problems.extend(_problems_from(err, source))
     for name, adapter in _SECTIONS.items():
@@ -381,6 +386,7 @@ def _merge(
     origins: Origins = {}
     controller: tuple[str, Controller] | None = None
     timezone: tuple[str, str] | None = None
+    discovery: tuple[str, Discovery] | None = None
     sections: dict[str, list[Any]] = {name: [] for name in _SECTIONS}
     invalid = {
         key: (f.source.file, format_loc(loc), f.source.line(loc))
@@ -419,6 +425,23 @@ def _merge(
                 )
             elif timezone is None:
                 timezone = (source.file, fragment.timezone)
+        if fragment.discovery is not None:
+            if discovery is not None:
+                problems.append(
+                    Problem(
+                        source.file,
+                        "discovery",
+                        f"discovery is already given in {discovery[0]}: give it once",
+                        line=source.line(("discovery",)),
+                    )
+                )
+            else:
+                discovery = (source.file, fragment.discovery)
+                origins[("discovery", "")] = (
+                    source.file,
+                    "discovery",
+                    source.line(("discovery",)),
+                )
         for name, entries in fragment.sections.items():
             for i, entry in entries:
                 key = (name, entry.id)
@@ -454,6 +477,7 @@ def _merge(
         systems=sections["systems"],
         events=sections["events"],
         activities=sections["activities"],
+        discovery=discovery[1] if discovery else Discovery(),
     )
     return ropa, origins
 
@@ -533,7 +557,84 @@ def _cross_check(
             if rule is not None:
                 for where, message in _action_problems(location, rule.action, system):
                     add("activities", activity.id, here + where, message)
+    if ("discovery", "") in origins:
+        for where, message in _discovery_problems(ropa.discovery, systems, invalid):
+            add("discovery", "", where, message)
     return problems
+
+
+_SQL_ONLY = ("databases", "schemas")
+_NOT_SQL = ("base", "depth")
+
+
+def _discovery_problems(
+    discovery: Discovery, systems: dict[str, Any], invalid: set[str]
+) -> Iterator[tuple[Loc, str]]:
+    """Yield (where under discovery, message) for targets that do not fit their systems and
+    patterns that clash."""
+    from sweeper.detect import VALUE_DETECTORS
+
+    seen: dict[str, int] = {}
+    for i, target in enumerate(discovery.targets):
+        here: Loc = ("targets", i)
+        if target.system in seen:
+            yield (
+                (*here, "system"),
+                f"system {target.system!r} is already a target (targets[{seen[target.system]}]):"
+                " a system is discovered once; merge the two",
+            )
+            continue
+        seen[target.system] = i
+        system = systems.get(target.system)
+        if system is None:
+            if target.system not in invalid:
+                yield (
+                    (*here, "system"),
+                    f"unknown system {target.system!r}" + _known(systems, "systems"),
+                )
+            continue
+        if system.kind == "sql":
+            for name in _NOT_SQL:
+                if getattr(target, name) is not None:
+                    yield (
+                        (*here, name),
+                        f"{name} is for file shares, buckets and directories; a SQL system is "
+                        "narrowed with schemas (and widened with databases)",
+                    )
+            url = system.connection.url.lower()
+            if target.databases and not url.startswith(("postgresql", "mysql", "mariadb")):
+                yield (
+                    (*here, "databases"),
+                    "databases is for PostgreSQL and MariaDB/MySQL servers; this connection "
+                    "reaches one database",
+                )
+        else:
+            for name in _SQL_ONLY:
+                if getattr(target, name):
+                    yield (
+                        (*here, name),
+                        f"{name} is for SQL systems; {target.system!r} is a {system.kind} system",
+                    )
+        base = target.base or ""
+        if system.kind == "fileshare" and (base.startswith("/") or ".." in base.split("/")):
+            yield (
+                (*here, "base"),
+                "base must be a folder below the share's root, relative, without '..'",
+            )
+    names: dict[str, int] = {}
+    for i, pattern in enumerate(discovery.patterns):
+        if pattern.id in VALUE_DETECTORS:
+            yield (
+                ("patterns", i, "id"),
+                f"{pattern.id!r} is a built-in detector with its own check; give the pattern "
+                f"another id (built-in: {', '.join(sorted(VALUE_DETECTORS))})",
+            )
+        if pattern.id in names:
+            yield (
+                ("patterns", i, "id"),
+                f"pattern {pattern.id!r} is already defined (patterns[{names[pattern.id]}])",
+            )
+        names.setdefault(pattern.id, i)
 
 
 def _action_problems(location: Any, action: Action, system: Any) -> Iterator[tuple[Loc, str]]:

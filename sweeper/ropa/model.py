@@ -44,6 +44,9 @@ __all__ = [
     "Contact",
     "Controller",
     "Dependent",
+    "Discovery",
+    "DiscoveryPattern",
+    "DiscoveryTarget",
     "EventClock",
     "FileLocation",
     "FileShareConnection",
@@ -796,6 +799,127 @@ class Activity(_Strict):
     locations: list[Location] = Field(default_factory=list)
 
 
+class DiscoveryPattern(_Strict):
+    """A kind of personal data discovery looks for besides the built-in detectors, such as the
+    school's student numbers."""
+
+    id: Identifier = Field(
+        description="The detector's name in reports; a built-in name-only detector "
+        "(student_number, …) gains the pattern's values",
+        examples=["student_number"],
+    )
+    label: str | None = Field(default=None, description="What it finds, for people")
+    regex: str = Field(
+        description="A value matches where this regex matches inside it (Python syntax)",
+        examples=[r"\bS\d{7}\b"],
+    )
+    names: list[str] = Field(
+        default_factory=list,
+        description="Field and file names that point to this data",
+        examples=[["stamnummer", "studentnummer"]],
+    )
+    sensitivity: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="Weight in the score, 1 to 10 (a BSN is 10; default: the built-in "
+        "detector's, or 4)",
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str) -> str:
+        try:
+            compiled = re.compile(regex)
+        except re.error as err:
+            raise ValueError(f"the regex does not compile: {err}") from None
+        if compiled.match(""):
+            raise ValueError("the regex matches the empty text, so it would match everything")
+        return regex
+
+
+class DiscoveryTarget(_Strict):
+    """How one system is discovered: how deep, what to leave out, whether to sample. Every
+    system of the RoPA is discovered with the settings' defaults unless a target says
+    otherwise; a system that no activity uses is discovered too (a whole database server, a
+    share root, an S3 account, an LDAP tree)."""
+
+    system: Identifier = Field(description="The system (in systems) to discover")
+    enabled: bool = Field(default=True, description="false: do not discover this system")
+    base: str | None = Field(
+        default=None,
+        description="Where to start: a folder below a share's root, a bucket, a base DN",
+        examples=["afdelingen"],
+    )
+    depth: int | None = Field(
+        default=None,
+        ge=0,
+        le=32,
+        description="Folder or prefix levels listed as stores of their own (default: the "
+        "discovery.depth setting); deeper content counts towards its ancestor at this depth",
+    )
+    databases: list[SqlName] = Field(
+        default_factory=list,
+        description="SQL (PostgreSQL, MariaDB/MySQL): more databases on the same server to "
+        "discover with the same login; ['*'] for every database the login can open. "
+        "Default: the connection's database only",
+        examples=[["*"]],
+    )
+    schemas: list[SqlName] = Field(
+        default_factory=list,
+        description="SQL: only these schemas (default: every schema the login can see)",
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of stores not to list or enter: folders relative to the "
+        "base (or the share's root), as in include patterns (tmp/**, **/.snapshot); SQL "
+        "tables as schema.table with * and ? (pg_temp*.*, *.backup_*)",
+    )
+    sample: bool = Field(
+        default=True,
+        description="false: judge this system's stores by names, counts and age only; no "
+        "content is read",
+    )
+    sample_rows: int | None = Field(
+        default=None, ge=0, description="Rows read per table (at most the setting)"
+    )
+    sample_bytes: int | None = Field(
+        default=None, ge=0, description="Bytes read per file (at most the setting)"
+    )
+    sample_files: int | None = Field(
+        default=None, ge=0, description="Files read per folder (at most the setting)"
+    )
+
+    @property
+    def id(self) -> str:
+        """A system is discovered once: its target is known by the system's id."""
+        return self.system
+
+    @field_validator("exclude")
+    @classmethod
+    def _relative_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if pattern.startswith("/") or ".." in pattern.split("/"):
+                raise ValueError(f"pattern {pattern!r} must be relative, without '..'")
+        return patterns
+
+
+class Discovery(_Strict):
+    """What discovery of shadow data looks at, beyond the systems' locations."""
+
+    targets: list[DiscoveryTarget] = Field(
+        default_factory=list,
+        description="Per system: depth, what to leave out, whether to sample; systems not "
+        "named are discovered with the settings' defaults",
+    )
+    patterns: list[DiscoveryPattern] = Field(
+        default_factory=list, description="More kinds of personal data to look for"
+    )
+
+    def target(self, system_id: str) -> DiscoveryTarget | None:
+        return next((t for t in self.targets if t.system == system_id), None)
+
+
 class Ropa(_Strict):
     """A whole record of processing activities."""
 
@@ -808,6 +932,11 @@ class Ropa(_Strict):
     systems: list[System] = Field(default_factory=list)
     events: list[SqlEvent] = Field(default_factory=list)
     activities: list[Activity] = Field(default_factory=list)
+    discovery: Discovery = Field(
+        default_factory=Discovery,
+        description="Discovery of personal data the RoPA does not know about (shadow data); "
+        "not part of the RoPA's digest, so changing it leaves stored plans valid",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -828,6 +957,7 @@ class RopaHeader(_Strict):
     version: Literal[1] = 1
     controller: Controller | None = None
     timezone: str | None = None
+    discovery: Discovery | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -256,4 +256,5 @@ def test_schema_describes_the_top_level(sweeper: Run) -> None:
         "systems",
         "events",
         "activities",
+        "discovery",
     }

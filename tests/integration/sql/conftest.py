@@ -21,11 +21,11 @@ from sql_databases import (
     NO_TLS,
     ODBC_DRIVER,
     ODBC_URL,
-    PG_START,
     PG_URL,
     SERVERS,
     SQLITE,
     Database,
+    session_database,
 )
 
 
@@ -37,17 +37,8 @@ def _unreachable(what: str, start: str, err: Exception) -> None:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A PostgreSQL database with a random name for this test session."""
-    root = sa.create_engine(PG_URL.format(port=5432, database="test"), isolation_level="AUTOCOMMIT")
-    name = "sweeper_test_" + secrets.token_hex(4)
-    try:
-        with root.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as err:
-        _unreachable("PostgreSQL on 127.0.0.1:5432", PG_START, err)
-    yield name
-    with root.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    root.dispose()
+    with session_database("sweeper_test_") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,3 +92,53 @@ class Database:
         if name not in self.secrets:
             raise CredentialMissing(f"no credential {name!r}")
         return SecretStr(self.secrets[name])
+
+
+@contextmanager
+def pg_reader_role(database: str) -> Iterator[tuple[str, str]]:
+    """Make a PostgreSQL login role and a schema of its own in ``database`` with tables
+    ``allowed`` (the role may SELECT it) and ``secret`` (one row with a BSN; the role may
+    not); yield (role, schema) and drop both afterwards."""
+    schema = "t_" + secrets.token_hex(4)
+    role = "sweeper_reader_" + secrets.token_hex(4)
+    admin = sa.create_engine(PG_URL.format(port=5432, database=database))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        conn.execute(sa.text(f'CREATE TABLE "{schema}".allowed (id int PRIMARY KEY, naam text)'))
+        conn.execute(sa.text(f'CREATE TABLE "{schema}".secret (id int PRIMARY KEY, bsn text)'))
+        conn.execute(sa.text(f"INSERT INTO \"{schema}\".secret VALUES (1, '123456782')"))
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+        conn.execute(sa.text(f'GRANT SELECT ON "{schema}".allowed TO "{role}"'))
+    try:
+        yield role, schema
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+        admin.dispose()
+
+
+@contextmanager
+def session_database(prefix: str) -> Iterator[str]:
+    """Create a PostgreSQL database named ``prefix`` and a random suffix, yield its name and
+    drop it afterwards. Fail (never skip) with the command that starts the server if it does
+    not answer."""
+    root = sa.create_engine(PG_URL.format(port=5432, database="test"), isolation_level="AUTOCOMMIT")
+    name = prefix + secrets.token_hex(4)
+    try:
+        with root.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as err:
+        reason = getattr(err, "orig", None) or err
+        pytest.fail(
+            f"PostgreSQL on 127.0.0.1:5432 does not answer ({reason}); start it with: {PG_START}",
+            pytrace=False,
+        )
+    try:
+        yield name
+    finally:
+        with root.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        root.dispose()
