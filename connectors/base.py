@@ -31,9 +31,9 @@ from typing import Any, ClassVar, NamedTuple
 from pydantic import SecretStr
 
 from sweeper.errors import ActionUnsupported
-from sweeper.ropa.model import Clock, FileLocation, SqlEvent, SqlLocation
+from sweeper.ropa.model import Clock, DirectoryLocation, FileLocation, SqlEvent, SqlLocation
 
-LocationModel = SqlLocation | FileLocation
+LocationModel = SqlLocation | FileLocation | DirectoryLocation
 
 
 class ScannedItem(NamedTuple):
@@ -53,6 +53,9 @@ class ScannedItem(NamedTuple):
             privileged or break-glass directory account). A due item gets this status in the
             plan instead of ``due``, with ``reason``; execution skips it if it is refused then.
         reason: why the item is refused, e.g. ``COMPLIANCE retention until 2031-06-30``.
+        disabled: for accounts, whether the account is disabled now; None where the system
+            has no such state. A location that deletes accounts only after they have been
+            disabled for a while (``DirectoryLocation.disabled_for``) reads it.
     """
 
     key: str
@@ -64,6 +67,7 @@ class ScannedItem(NamedTuple):
     problem: str | None = None
     refused: str | None = None
     reason: str | None = None
+    disabled: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +168,8 @@ class ActRequest:
     Args:
         location: the location from the RoPA.
         action: ``delete``, ``anonymise`` (SQL: the location's ``anonymise`` columns),
-            ``quarantine``, ``restore`` or ``purge`` (files).
+            ``quarantine``, ``restore`` or ``purge`` (files), ``disable`` or ``move``
+            (directory accounts).
         keys: the items' keys, as the scan gave them.
         options: action settings, e.g. ``{"quarantine_root": Path(...)}``.
     """
