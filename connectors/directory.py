@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import math
 import re
 import ssl
 import uuid
@@ -451,7 +452,7 @@ class DirectoryConnector(Connector):
             auto_referrals=False,
             raise_exceptions=False,
             read_only=self.context.read_only,
-            receive_timeout=settings.timeout,
+            receive_timeout=math.ceil(settings.timeout),  # ldap3 packs it as an integer
             return_empty_attributes=False,
             check_names=False,
         )
@@ -468,7 +469,7 @@ class DirectoryConnector(Connector):
                 raise SystemUnreachable(
                     self.system.id, f"bind to {url} as {settings.bind_dn} failed: {reason}"
                 )
-        except LDAPException as err:
+        except (LDAPException, OSError) as err:
             raise SystemUnreachable(
                 self.system.id, f"cannot connect to {url}: {self._driver_reason(err)}"
             ) from err
