@@ -237,7 +237,7 @@ def check_ldap_filter(text: str) -> str:
     from ldap3.operation.search import parse_filter
 
     if "\x00" in text:
-        raise ValueError("the filter holds a NUL byte: write it as \\00")
+        raise ValueError("the filter holds a NUL byte: escape bytes of binary values as \\00")
     try:
         parse_filter(text, None, False, False, None, False)
     except LDAPInvalidFilterError as err:
@@ -756,6 +756,16 @@ class DirectoryCondition(_Strict):
     attribute: LdapAttribute
     op: Literal["=", "!=", "<=", ">=", "in", "not in", "present", "absent"] = "="
     value: str | int | bool | list[str | int | bool] | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            # Escaped or not, some servers (Samba) end the value at a NUL: 100001\x00 would
+            # match 100001. No attribute value a rule means holds one.
+            raise ValueError("the value holds a NUL byte, which no attribute value holds")
+        return value
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> DirectoryCondition:
