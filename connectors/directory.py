@@ -101,6 +101,7 @@ _NEVER = 0x7FFFFFFFFFFFFFFF
 _AD_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _DISABLED = 0x2
 _PAGED = "1.2.840.113556.1.4.319"
+_POST_READ = "1.3.6.1.1.13.2"
 _IN_CHAIN = "1.2.840.113556.1.4.1941"
 _GENERALIZED_TIME = "1.3.6.1.4.1.1466.115.121.1.24"
 _LARGE_INTEGER = "1.2.840.113556.1.4.906"
@@ -384,6 +385,7 @@ class DirectoryConnector(Connector):
         self._schema: _Schema | None = None
         self._protection: _Protection | None = None
         self._locations: dict[tuple[str, str], _Location] = {}
+        self._controls: frozenset[str] = frozenset()
         self.round_trips = 0
         """LDAP requests sent (binds, searches, pages, writes), for benchmarks."""
 
@@ -531,7 +533,8 @@ class DirectoryConnector(Connector):
         if root is None:
             raise SystemUnreachable(self.system.id, f"{self._url} has no readable root DSE")
         attrs = root["raw_attributes"]
-        controls = {v.decode() for v in attrs.get("supportedControl", [])}
+        controls = frozenset(v.decode() for v in attrs.get("supportedControl", []))
+        self._controls = controls
         if _PAGED not in controls:
             raise SystemUnreachable(
                 self.system.id, f"{self._url} does not support paged searches (RFC 2696)"
@@ -1280,92 +1283,125 @@ class DirectoryConnector(Connector):
     def _act(self, location: DirectoryLocation, action: str, keys: list[str]) -> Iterator[Outcome]:
         for chunk in _chunks(keys, _GUIDS_PER_FILTER):
             accounts = {a.key: a for a in self._accounts(location, None, UTC, chunk)}
-            changed: list[str] = []
-            outcomes: dict[str, Outcome] = {}
             for key in chunk:
                 account = accounts.get(key)
                 if account is None:
                     yield Outcome(key, "gone", "no such account (or it no longer matches)")
-                    continue
-                if account.item.refused is not None:
+                elif account.item.refused is not None:
                     yield Outcome(key, "failed", f"protected: {account.item.reason}")
-                    continue
-                outcome = self._act_one(location, action, account)
-                if outcome.status == "done" and action != "delete":
-                    outcomes[key] = outcome
-                    changed.append(key)
                 else:
-                    yield outcome
-            if changed:  # the new fingerprints, so the state store can tell later changes
-                now = {
-                    a.key: a.item.fingerprint for a in self._accounts(location, None, UTC, changed)
-                }
-                for key in changed:
-                    outcome = outcomes[key]
-                    details = dict(outcome.details or {})
-                    if key in now:
-                        details["fingerprint"] = now[key]
-                    yield outcome._replace(details=details)
+                    yield self._act_one(location, action, account)
 
     def _act_one(self, location: DirectoryLocation, action: str, account: _Account) -> Outcome:
+        """Change one account; return its outcome, with its new fingerprint once changed."""
         from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 
         conn = self._connect()
         dn, key = account.dn, account.key
+        controls = self._post_read()
+        facts: dict[str, Any]
         if action == "disable":
             if account.item.disabled:
-                return Outcome(key, "done", "already disabled", {"note": "already disabled"})
+                return self._done(account, dn, {"note": "already disabled"}, "already disabled")
             if self._ad:
+                # Delete the old value, add the new one: Windows AD refuses the change if the
+                # value changed since it was read (Samba applies it regardless).
                 old = account.control or 0
-                changes: dict[str, Any] = {
-                    "userAccountControl": [
-                        (MODIFY_DELETE, [str(old)]),
-                        (MODIFY_ADD, [str(old | _DISABLED)]),
-                    ]
-                }
+                replace = [(MODIFY_DELETE, [str(old)]), (MODIFY_ADD, [str(old | _DISABLED)])]
+                changes: dict[str, Any] = {"userAccountControl": replace}
             else:
                 changes = {
                     name: [(MODIFY_REPLACE, [value])]
                     for name, value in (self.system.connection.disable or {}).items()
                 }
-            ok, result = self._write(lambda: conn.modify(dn, changes), "disabling an account")
+            ok, result = self._write(
+                lambda: conn.modify(dn, changes, controls=controls), "disabling an account"
+            )
+            new_dn, facts = dn, {"action": "disable"}
         elif action == "move":
             staging = location.staging_ou
             assert staging is not None
+            first, _ = _split_dn(dn)
+            new_dn, facts = f"{first},{staging}", {"action": "move"}
             if _normal_dn(dn)[1:] == _normal_dn(staging):
-                return Outcome(key, "done", "already in the staging OU", {"note": "already moved"})
+                return self._done(account, dn, {"note": "already moved"}, "already in staging OU")
             ok, result = self._write(
-                lambda: conn.modify_dn(dn, _split_dn(dn)[0], new_superior=staging),
+                lambda: conn.modify_dn(dn, first, new_superior=staging, controls=controls),
                 "moving an account",
             )
         elif action == "anonymise":
+            new_dn, facts = dn, {"attributes": sorted(location.anonymise)}
             rdn_type = _normal_dn(dn)[0][0]
-            clears = {name.lower(): value for name, value in location.anonymise.items()}
-            if rdn_type in clears:
+            if rdn_type in {name.lower() for name in location.anonymise}:
                 first, parent = _split_dn(dn)
                 new_rdn = f"{first.split('=', 1)[0]}={key}"
                 ok, result = self._write(
-                    lambda: conn.modify_dn(dn, new_rdn), "renaming an account to its GUID"
+                    lambda: conn.modify_dn(dn, new_rdn, controls=controls),
+                    "renaming an account to its GUID",
                 )
                 if not ok:
-                    return Outcome(key, "failed", self._result_text(result))
-                dn = f"{new_rdn},{parent}" if parent else new_rdn
+                    return self._not_done(key, result)
+                new_dn = f"{new_rdn},{parent}" if parent else new_rdn
             changes = {
                 name: [(MODIFY_REPLACE, [] if value is None else [value])]
                 for name, value in location.anonymise.items()
                 if name.lower() != rdn_type
             }
-            ok, result = (
-                (True, {})
-                if not changes
-                else self._write(lambda: conn.modify(dn, changes), "anonymising an account")
-            )
-            if ok:
-                return Outcome(key, "done", None, {"attributes": sorted(location.anonymise)})
+            ok, result = True, {}
+            if changes:
+                ok, result = self._write(
+                    lambda: conn.modify(new_dn, changes, controls=controls),
+                    "anonymising an account",
+                )
         else:
             ok, result = self._write(lambda: conn.delete(dn), "deleting an account")
-        if ok:
-            return Outcome(key, "done", None, {"action": action})
+            return (
+                Outcome(key, "done", None, {"action": "delete"})
+                if ok
+                else self._not_done(key, result)
+            )
+        if not ok:
+            return self._not_done(key, result)
+        return self._done(account, new_dn, facts, None, result)
+
+    def _post_read(self) -> list[Any] | None:
+        """The post-read control (RFC 4527) for the fingerprint, where the server offers it."""
+        if _POST_READ not in self._controls:
+            return None
+        from ldap3.protocol.rfc4527 import post_read_control
+
+        return [post_read_control([self._fingerprint_attribute])]
+
+    def _done(
+        self,
+        account: _Account,
+        dn: str,
+        facts: dict[str, Any],
+        message: str | None,
+        result: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """The outcome of a changed (or already changed) account, with its fingerprint now:
+        from the write's post-read control, else read again (one more request)."""
+        fingerprint = account.item.fingerprint if result is None else None
+        control = ((result or {}).get("controls") or {}).get(_POST_READ)
+        if control is not None:
+            values = control["value"]["result"].get(self._fingerprint_attribute) or [b""]
+            value = values[0]
+            fingerprint = value.decode() if isinstance(value, bytes) else str(value)
+        if fingerprint is None:
+            entry = self._search_one(
+                self._connect(),
+                dn,
+                "(objectClass=*)",
+                "BASE",
+                [self._fingerprint_attribute],
+                "reading the changed account",
+            )
+            raw = (entry or {}).get("raw_attributes", {}).get(self._fingerprint_attribute)
+            fingerprint = raw[0].decode() if raw else ""
+        return Outcome(account.key, "done", message, {**facts, "fingerprint": fingerprint})
+
+    def _not_done(self, key: str, result: Mapping[str, Any]) -> Outcome:
         if result.get("result") == 32:
             return Outcome(key, "gone", "no such account")
         return Outcome(key, "failed", self._result_text(result))

@@ -150,10 +150,10 @@ class Directory:
             query = f"(entryUUID={key})"
         with self.admin as conn:
             conn.search(self.server.base, query, attributes=list(attributes))
-            if not conn.response:
+            entries = [e for e in conn.response if e["type"] == "searchResEntry"]
+            if not entries:
                 return None
-            entry = conn.response[0]
-            return entry["dn"], dict(entry["attributes"])
+            return entries[0]["dn"], dict(entries[0]["attributes"])
 
     def add_member(self, group_dn: str, member_dn: str) -> None:
         with self.admin as conn:
