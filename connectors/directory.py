@@ -764,9 +764,13 @@ class DirectoryConnector(Connector):
         return attrs
 
     def _exists(self, conn: Any, dn: str, what: str) -> None:
-        found = self._search_one(conn, dn, "(objectClass=*)", "BASE", ["1.1"], f"checking {what}")
-        if found is None:
-            raise LocationInvalid(self.system.id, f"{what} {dn!r} does not exist")
+        found = list(
+            self._search(conn, dn, "(objectClass=*)", "BASE", ["1.1"], what, missing_ok=True)
+        )
+        if not found:
+            matched = (conn.result or {}).get("dn")
+            hint = f" (the nearest entry that exists is {matched!r})" if matched else ""
+            raise LocationInvalid(self.system.id, f"{what} {dn!r} does not exist{hint}")
 
     def _clock_spec(
         self, location: DirectoryLocation, clock: Clock | None, problems: list[str]
