@@ -67,13 +67,13 @@ def test_certificate_from_another_ca_is_refused(ad: Directory, tmp_path: Path) -
 def test_certificate_for_another_name_is_refused_with_the_fix(ad: Directory) -> None:
     """Without tls_server_name, a certificate for DC1.school.test does not fit 127.0.0.1, and
     the error says how to fix it."""
-    with pytest.raises(SystemUnreachable, match="set connection.tls_server_name"):
+    with pytest.raises(SystemUnreachable, match=r"set connection\.tls_server_name"):
         check(ad, tls_server_name=None)
 
 
 def test_missing_ca_file_is_named(ad: Directory) -> None:
     """A ca_file that does not exist is named in the error."""
-    with pytest.raises(SystemUnreachable, match="ca_file 'nowhere.pem' is not a readable file"):
+    with pytest.raises(SystemUnreachable, match=r"ca_file 'nowhere\.pem' is not a readable file"):
         check(ad, ca_file="nowhere.pem")
 
 

@@ -19,7 +19,7 @@ from directory_servers import SWEEPER_PASSWORD
 from pydantic import SecretStr
 from tcp_proxy import Relay
 
-from connectors.base import ScanRequest, ScanOutput
+from connectors.base import ScanOutput, ScanRequest
 from connectors.directory import DirectoryConnector
 from connectors.registry import connector_class
 from sweeper import approve as approval

@@ -56,7 +56,7 @@ def test_clock_attribute_that_is_not_a_date(directory: Directory) -> None:
 def test_base_dn_that_does_not_exist(directory: Directory) -> None:
     """A base DN that parses but does not exist is refused before anything is scanned."""
     missing = "OU=Nergens," + directory.ou
-    with pytest.raises(LocationInvalid, match="base_dn .* does not exist"):
+    with pytest.raises(LocationInvalid, match=r"base_dn .* does not exist"):
         prepare(directory, base_dn=missing)
 
 
