@@ -70,6 +70,7 @@ class LocationResult:
     outcome: str = "executed"  # executed, blocked, not_approved, failed
     reason: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    acted: Counter[str] = field(default_factory=Counter)  # done items per item action
 
 
 @dataclass
@@ -480,6 +481,8 @@ class _Runner:
         records = []
         for item, state, reason, details in finished:
             result.counts[state] += 1
+            if state == "done":
+                result.acted[item["action"]] += 1
             if state == "done" and item["seq"] in already:
                 continue  # the interrupted run audited it before it could update the journal
             records.append(
