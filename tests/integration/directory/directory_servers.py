@@ -116,10 +116,12 @@ class SambaDC:
         _stop(self.process)
 
 
-def start_samba(folder: Path) -> SambaDC:
-    """Provision a Samba AD DC in ``folder`` and start it on 127.0.0.1. Raise ServerFailed
-    saying how to fix it if it cannot be started."""
-    samba_tool, samba = _need("samba-tool"), _need("samba")
+def start_samba(folder: Path, *, reuse: bool = False) -> SambaDC:
+    """Provision a Samba AD DC in ``folder`` and start it on 127.0.0.1 (with ``reuse``, start
+    the one provisioned there before, if any). Raise ServerFailed saying how to fix it if it
+    cannot be started."""
+    samba_tool = _need("samba-tool")
+    _need("samba")
     for port in (389, 636):
         if _port_in_use(port):
             raise ServerFailed(
@@ -127,6 +129,9 @@ def start_samba(folder: Path) -> SambaDC:
                 "server listening there (another Samba DC or slapd) and run the tests again"
             )
     target = folder / "dc"
+    conf = target / "etc" / "smb.conf"
+    if reuse and conf.exists():
+        return _run_samba(target, seed=False)
     provision = subprocess.run(
         [
             samba_tool,
@@ -149,18 +154,24 @@ def start_samba(folder: Path) -> SambaDC:
     )
     if provision.returncode != 0:
         raise ServerFailed(f"samba-tool domain provision failed:\n{provision.stderr[-3000:]}")
-    conf = target / "etc" / "smb.conf"
     text = conf.read_text()
     text = text.replace("[global]\n", f"[global]\n\tpid directory = {target / 'run'}\n", 1)
     text = _set(text, "server services", "ldap")
     text = _set(text, "log file", str(target / "log.%m"))
     text = text.replace("[global]\n", "[global]\n\tprefork children = 2\n", 1)
+    # Test data need not survive a crash: no fsync per change (as Samba's own test suite).
+    text = text.replace("[global]\n", "[global]\n\tldb:nosync = true\n", 1)
     conf.write_text(text)
     (target / "run").mkdir(exist_ok=True)
+    return _run_samba(target, seed=True)
+
+
+def _run_samba(target: Path, *, seed: bool) -> SambaDC:
+    conf = target / "etc" / "smb.conf"
     log = target / "samba.out"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [samba, "-s", str(conf), "--foreground", "--debug-stdout"],
+            [_need("samba"), "-s", str(conf), "--foreground", "--debug-stdout"],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -169,7 +180,9 @@ def start_samba(folder: Path) -> SambaDC:
     try:
         _wait_for(636, process, log, 60)
         _wait_for(389, process, log, 10)
-        _seed_samba(dc)
+        _ready(dc)
+        if seed:
+            _seed_samba(dc)
     except BaseException:
         dc.stop()
         raise
@@ -184,19 +197,23 @@ def _set(conf: str, name: str, value: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _seed_samba(dc: SambaDC) -> None:
-    """The sweeper's service account, with the rights of Account Operators (create, change
-    and delete user accounts, but not administrators)."""
+def _ready(dc: SambaDC) -> None:
+    """Wait until the DC answers a bind: the LDAPS listener accepts before it is ready."""
     deadline = time.monotonic() + 30
-    while True:  # the LDAPS listener accepts before the database is ready
+    while True:
         try:
-            conn = dc.admin()
-            break
+            dc.admin().unbind()
+            return
         except ldap3.core.exceptions.LDAPException:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
-    with conn:
+
+
+def _seed_samba(dc: SambaDC) -> None:
+    """The sweeper's service account, with the rights of Account Operators (create, change
+    and delete user accounts, but not administrators)."""
+    with dc.admin() as conn:
         conn.add(
             dc.sweeper_dn,
             ["top", "person", "organizationalPerson", "user"],

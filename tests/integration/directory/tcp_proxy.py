@@ -64,16 +64,19 @@ class Relay:
                 sink.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
-        """Stop accepting and reset every relayed connection: the "DC" is gone."""
+        """Stop accepting and end every relayed connection: the "DC" is gone."""
         self._open = False
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
             for sock in self._sockets:
+                # shutdown() ends the connection at once, even while a relay thread is blocked
+                # reading it (close() alone would wait for that thread).
                 with contextlib.suppress(OSError):
-                    sock.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                    )
+                    sock.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
                     sock.close()
             self._sockets.clear()
 
