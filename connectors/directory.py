@@ -298,6 +298,15 @@ def _within(dn: tuple[tuple[str, str], ...], base: tuple[tuple[str, str], ...]) 
     return len(dn) >= len(base) and dn[len(dn) - len(base) :] == base
 
 
+def _first_value(dn: str) -> str | None:
+    """Given a DN, return its first RDN's value lower-cased, cheaply; None where that needs a
+    real parse (escapes, multi-valued RDNs)."""
+    first = dn.split(",", 1)[0]
+    if "\\" in first or "+" in first or "=" not in first:
+        return None
+    return first.split("=", 1)[1].strip().lower()
+
+
 # -- resolved locations -----------------------------------------------------------------------
 
 
@@ -329,6 +338,7 @@ class _Location:
 
     base: str
     base_rdns: tuple[tuple[str, str], ...]
+    base_suffixes: tuple[str, ...]  # ",base" lower-cased, as written and as the server spells it
     scope: str
     filter: str
     clock: _ClockSpec
@@ -341,16 +351,33 @@ class _Location:
 class _Protection:
     """What makes an account protected on this system, resolved once per connection."""
 
-    # AD: one filter for the built-in protections, plus what tells their reasons apart.
-    builtin: str | None = None
-    roots: list[str] = field(default_factory=list)  # the privileged groups' DNs
-    groups: dict[str, str] = field(default_factory=dict)  # group DN (lower) -> privileged name
-    tokens: dict[int, str] = field(default_factory=dict)  # primaryGroupToken -> name
-    # OpenLDAP: the privileged groups' members.
+    bind: tuple[tuple[str, str], ...]
+    admin_count: bool = False
+    # The privileged groups' members, nested groups' members included: DN -> group name.
     members: dict[tuple[tuple[str, str], ...], str] = field(default_factory=dict)
-    uids: dict[str, str] = field(default_factory=dict)
+    first_values: set[str] = field(default_factory=set)  # their first RDN values: a quick test
+    uids: dict[str, str] = field(default_factory=dict)  # posixGroup memberUid -> group name
+    tokens: dict[int, str] = field(default_factory=dict)  # AD primaryGroupToken -> group name
     filters: list[tuple[str, str]] = field(default_factory=list)  # (filter, reason)
-    bind: tuple[tuple[str, str], ...] = ()
+
+    def add_member(self, dn: str, group: str) -> None:
+        try:
+            rdns = _normal_dn(dn)
+        except Exception:  # noqa: BLE001  (a malformed member value names no account)
+            return
+        if rdns:
+            self.members.setdefault(rdns, group)
+            self.first_values.add(rdns[0][1])
+
+    def group_of(self, dn: str) -> str | None:
+        """Given an account's DN, return the privileged group it is a member of, or None."""
+        quick = _first_value(dn)
+        if quick is not None and quick not in self.first_values:
+            return None  # most accounts: no DN parse needed
+        try:
+            return self.members.get(_normal_dn(dn))
+        except Exception:  # noqa: BLE001  (a DN that does not parse is refused elsewhere)
+            return None
 
 
 @dataclass(frozen=True)
@@ -381,6 +408,8 @@ class DirectoryConnector(Connector):
         self._url: str | None = None
         self._secret: str | None = None
         self._root: str | None = None
+        self._contexts: tuple[str, ...] = ()
+        self._others: dict[str, Any] = {}
         self._domain_sid: str | None = None
         self._schema: _Schema | None = None
         self._protection: _Protection | None = None
@@ -518,10 +547,13 @@ class DirectoryConnector(Connector):
         raise SystemUnreachable(self.system.id, "; ".join(problems))
 
     def _other_servers(self) -> Iterator[tuple[str, Any]]:
-        """Yield (URL, bound connection) for every listed server but the one in use."""
+        """Yield (URL, bound connection) for every listed server but the one in use; the
+        connections are kept until ``close``."""
         for url in self.system.connection.servers:
             if url != self._url:
-                yield url, self._open(url)
+                if url not in self._others:
+                    self._others[url] = self._open(url)
+                yield url, self._others[url]
 
     def check(self) -> None:
         """Bind and read the root DSE (naming context, paging support). Raise
@@ -539,26 +571,45 @@ class DirectoryConnector(Connector):
             raise SystemUnreachable(
                 self.system.id, f"{self._url} does not support paged searches (RFC 2696)"
             )
+        self._contexts = tuple(v.decode() for v in attrs.get("namingContexts", []))
         default = attrs.get("defaultNamingContext") or attrs.get("namingContexts") or [b""]
         self._root = default[0].decode()
 
+    def _context_of(self, rdns: tuple[tuple[str, str], ...]) -> str:
+        """Given a DN, return the naming context (the directory partition) that holds it."""
+        for context in sorted(self._contexts, key=len, reverse=True):
+            try:
+                if _within(rdns, _normal_dn(context)):
+                    return context
+            except Exception:  # noqa: BLE001  (a context that does not parse holds nothing)
+                continue
+        return self._root or ""
+
     def close(self) -> None:
         """Unbind."""
-        if self._conn is not None:
-            # Closing a dead socket may fail; there is nothing to keep.
-            with contextlib.suppress(Exception):
-                self._conn.unbind()
-            self._conn = None
+        for conn in [self._conn, *self._others.values()]:
+            if conn is not None:
+                # Closing a dead socket may fail; there is nothing to keep.
+                with contextlib.suppress(Exception):
+                    conn.unbind()
+        self._conn, self._others = None, {}
 
     # -- operations -----------------------------------------------------------------------
 
-    def _failed(self, err: BaseException, doing: str) -> ConnectorError:
-        """Given an ldap3 error, drop the connection if it broke; return the error to raise."""
+    def _failed(self, err: BaseException, doing: str, conn: Any) -> ConnectorError:
+        """Given an ldap3 error on a connection, drop the connection if it broke (the next
+        request binds again, to the first server that answers); return the error to raise."""
         from ldap3.core.exceptions import LDAPCommunicationError, LDAPResponseTimeoutError
 
         broken = isinstance(err, LDAPCommunicationError | LDAPResponseTimeoutError)
         if broken:
-            url, self._conn = self._url, None
+            url = self._url
+            if conn is self._conn:
+                self._conn = None
+            for other, open_conn in list(self._others.items()):
+                if open_conn is conn:
+                    url = other
+                    del self._others[other]
             return SystemUnreachable(
                 self.system.id,
                 f"{url} stopped answering while {doing}: {self._driver_reason(err)}",
@@ -603,13 +654,20 @@ class DirectoryConnector(Connector):
                     paged_criticality=scope != "BASE",
                 )
             except LDAPException as err:
-                raise self._failed(err, doing) from err
+                raise self._failed(err, doing, conn) from err
             result = conn.result
             if result["result"] == 32:  # noSuchObject
                 if missing_ok:
                     return
                 raise LocationInvalid(self.system.id, f"{doing}: {base!r} does not exist")
-            if result["result"] not in (0, 4):  # success, sizeLimitExceeded (AD after paging)
+            if result["result"] == 4:  # a truncated result must not pass for the whole one
+                raise ConnectorError(
+                    self.system.id,
+                    f"{doing}: the server stopped the search at its size limit "
+                    f"({result.get('message') or 'sizeLimitExceeded'}): raise the limit for "
+                    "the sweeper's account, or lower connection.page_size",
+                )
+            if result["result"] != 0:
                 raise ConnectorError(
                     self.system.id,
                     f"{doing}: {result['description']}"
@@ -632,7 +690,7 @@ class DirectoryConnector(Connector):
             self.round_trips += 1
             ok = what()
         except LDAPException as err:
-            raise self._failed(err, doing) from err
+            raise self._failed(err, doing, self._conn) from err
         return bool(ok), self._conn.result
 
     # -- schema and names -----------------------------------------------------------------
@@ -729,7 +787,7 @@ class DirectoryConnector(Connector):
                 self.system.id, f"location {location.base_dn!r}: " + "; ".join(problems)
             )
         conn = self._connect()
-        self._exists(conn, location.base_dn, "base_dn")
+        spelled = self._exists(conn, location.base_dn, "base_dn")
         if location.staging_ou is not None:
             self._exists(conn, location.staging_ou, "staging_ou")
         self._protections(conn)
@@ -738,6 +796,7 @@ class DirectoryConnector(Connector):
             self._fingerprint_attribute,
             *([spec.attribute] if spec.attribute else []),
             *([spec.fallback] if spec.fallback else []),
+            *(["lastLogonTimestamp"] if spec.every_dc else []),
             *([subject] if subject else []),
             *report,
             *self._state_attributes(),
@@ -745,6 +804,7 @@ class DirectoryConnector(Connector):
         resolved = _Location(
             base=location.base_dn,
             base_rdns=_normal_dn(location.base_dn),
+            base_suffixes=tuple({"," + location.base_dn.lower(), "," + spelled.lower()}),
             scope=location.scope,
             filter=ldap_filter,
             clock=spec,
@@ -757,13 +817,20 @@ class DirectoryConnector(Connector):
 
     def _state_attributes(self) -> list[str]:
         if self._ad:
-            return ["userAccountControl", "objectSid"]
+            return [
+                "userAccountControl",
+                "objectSid",
+                "isCriticalSystemObject",
+                "adminCount",
+                "primaryGroupID",
+            ]
         attrs = list(self.system.connection.disable or {})
         if self._protection is not None and self._protection.uids:
             attrs.append("uid")
         return attrs
 
-    def _exists(self, conn: Any, dn: str, what: str) -> None:
+    def _exists(self, conn: Any, dn: str, what: str) -> str:
+        """Return the DN as the server spells it. Raise LocationInvalid if it does not exist."""
         found = list(
             self._search(conn, dn, "(objectClass=*)", "BASE", ["1.1"], what, missing_ok=True)
         )
@@ -771,6 +838,7 @@ class DirectoryConnector(Connector):
             matched = (conn.result or {}).get("dn")
             hint = f" (the nearest entry that exists is {matched!r})" if matched else ""
             raise LocationInvalid(self.system.id, f"{what} {dn!r} does not exist{hint}")
+        return str(found[0]["dn"])
 
     def _clock_spec(
         self, location: DirectoryLocation, clock: Clock | None, problems: list[str]
@@ -789,6 +857,8 @@ class DirectoryConnector(Connector):
         if clock == "last_login":
             if self._ad:
                 if location.last_login_every_dc:
+                    # lastLogonTimestamp too: it covers a DC that is not listed (late, but
+                    # never later than the real logon).
                     return _ClockSpec("lastLogon", True, fallback=created, every_dc=True)
                 margin = _as_timedelta(location.last_login_margin)
                 return _ClockSpec("lastLogonTimestamp", True, margin, created)
@@ -824,59 +894,45 @@ class DirectoryConnector(Connector):
         if self._protection is not None:
             return self._protection
         settings = self.system.connection
-        protection = _Protection(bind=_normal_dn(settings.bind_dn))
+        protection = _Protection(
+            _normal_dn(settings.bind_dn), self._ad and settings.protect_admin_count
+        )
         problems: list[str] = []
         explicit = "privileged_groups" in settings.model_fields_set
         for name in settings.privileged_groups:
-            group = self._find_group(conn, name)
-            if group is None:
-                if explicit or name not in AD_PRIVILEGED_GROUPS:
-                    problems.append(f"privileged group {name!r} does not exist")
-                continue
-            if self._ad:
-                self._ad_group(conn, name, group, protection)
-            else:
-                self._ldap_group(conn, name, group, protection, set())
+            groups = self._find_groups(conn, name)
+            if not groups and (explicit or name not in AD_PRIVILEGED_GROUPS):
+                problems.append(f"privileged group {name!r} does not exist")
+            for group in groups:  # a name two groups share protects the members of both
+                if self._ad:
+                    self._ad_group(conn, name, group, protection)
+                else:
+                    self._ldap_group(conn, name, group, protection, set())
         for rule in settings.protect:
             for attribute in sorted(filter_attributes(rule.filter) - {"objectClass"}):
                 self._attribute(attribute, "protect filter", problems)
             protection.filters.append((rule.filter, rule.reason or f"matches {rule.filter}"))
         if problems:
             raise LocationInvalid(self.system.id, "; ".join(problems))
-        if self._ad:
-            clauses = ["(isCriticalSystemObject=TRUE)"]
-            if settings.protect_admin_count:
-                clauses.append("(adminCount=1)")
-            clauses += [f"(memberOf:{_IN_CHAIN}:={escape_value(dn)})" for dn in protection.roots]
-            clauses += [f"(primaryGroupID={token})" for token in protection.tokens]
-            protection.builtin = "(|" + "".join(clauses) + ")"
         self._protection = protection
         return protection
 
-    def _find_group(self, conn: Any, name: str) -> dict[str, Any] | None:
-        """Given a privileged group's name or DN, return its entry (AD: by well-known SID
-        first, since the default names are localised), or None."""
+    def _find_groups(self, conn: Any, name: str) -> list[dict[str, Any]]:
+        """Given a privileged group's name or DN, return the groups it names (AD: by
+        well-known SID first, since the default names are localised)."""
         attrs = ["primaryGroupToken", "member", "uniqueMember", "memberUid", "objectClass"]
         root = self._root or ""
+        doing = f"finding privileged group {name!r}"
         if "=" in name:
-            try:
-                return self._search_one(
-                    conn, name, "(objectClass=*)", "BASE", attrs, f"reading group {name!r}"
-                )
-            except LocationInvalid:
-                return None
+            return list(
+                self._search(conn, name, "(objectClass=*)", "BASE", attrs, doing, missing_ok=True)
+            )
         if self._ad and name.lower() in _WELL_KNOWN:
             rid = _WELL_KNOWN[name.lower()]
             sid = "S-1-5-32-544" if rid == 544 else f"{self._domain(conn)}-{rid}"
-            found = self._search_one(
-                conn,
-                root,
-                f"(objectSid={_sid_filter_value(sid)})",
-                "subtree",
-                attrs,
-                f"finding group {name!r}",
-            )
-            if found is not None:
+            by_sid = f"(objectSid={_sid_filter_value(sid)})"
+            found = list(self._search(conn, root, by_sid, "subtree", attrs, doing))
+            if found:
                 return found
         value = escape_value(name)
         classes = (
@@ -886,9 +942,7 @@ class DirectoryConnector(Connector):
             "(objectClass=posixGroup))"
         )
         naming = f"(|(cn={value})(sAMAccountName={value}))" if self._ad else f"(cn={value})"
-        return self._search_one(
-            conn, root, f"(&{classes}{naming})", "subtree", attrs, f"finding group {name!r}"
-        )
+        return list(self._search(conn, root, f"(&{classes}{naming})", "subtree", attrs, doing))
 
     def _domain(self, conn: Any) -> str:
         if self._domain_sid is None:
@@ -906,22 +960,23 @@ class DirectoryConnector(Connector):
     def _ad_group(
         self, conn: Any, name: str, group: dict[str, Any], protection: _Protection
     ) -> None:
-        dn = group["dn"]
-        protection.roots.append(dn)
-        protection.groups[dn.lower()] = name
+        """Add an AD group's members, and the members of every group nested in it (found by
+        the in-chain matching rule), with the groups' primary group tokens. Membership is read
+        from the groups, so no account search has to evaluate the rule."""
         nested = self._search(
             conn,
             self._root or "",
-            f"(&(objectClass=group)(memberOf:{_IN_CHAIN}:={escape_value(dn)}))",
+            f"(&(objectClass=group)(memberOf:{_IN_CHAIN}:={escape_value(group['dn'])}))",
             "subtree",
-            ["primaryGroupToken"],
+            ["primaryGroupToken", "member"],
             f"finding the groups nested in {name!r}",
         )
         for entry in [group, *nested]:
-            protection.groups.setdefault(entry["dn"].lower(), name)
             token = entry["raw_attributes"].get("primaryGroupToken")
             if token:
                 protection.tokens.setdefault(int(token[0]), name)
+            for member in entry["raw_attributes"].get("member", []):
+                protection.add_member(member.decode(), name)
 
     def _ldap_group(
         self,
@@ -940,11 +995,7 @@ class DirectoryConnector(Connector):
             protection.uids.setdefault(uid.decode().lower(), name)
         for member in [*attrs.get("member", []), *attrs.get("uniqueMember", [])]:
             dn = member.decode().split("#", 1)[0]  # uniqueMember may carry a #'uid' suffix
-            try:
-                rdns = _normal_dn(dn)
-            except Exception:  # noqa: BLE001  (a malformed member value protects nothing)
-                continue
-            protection.members.setdefault(rdns, name)
+            protection.add_member(dn, name)
             try:
                 child = self._search_one(
                     conn,
@@ -961,83 +1012,61 @@ class DirectoryConnector(Connector):
                 self._ldap_group(conn, name, child, protection, seen)
 
     def _protected(self, conn: Any, base: str, scope: str, ldap_filter: str) -> dict[str, str]:
-        """Given a search, return key -> reason for the accounts in it that a server-side
-        protection covers (AD's built-in protections, protect filters)."""
-        protection = self._protections(conn)
+        """Given a search, return key -> reason for the accounts in it that a protect filter
+        matches (one search per filter)."""
         found: dict[str, str] = {}
-        attrs = (
-            [
-                self._key_attribute,
-                "memberOf",
-                "primaryGroupID",
-                "adminCount",
-                "isCriticalSystemObject",
-            ]
-            if self._ad
-            else [self._key_attribute]
-        )
-        searches = [(f, r) for f, r in protection.filters]
-        if protection.builtin is not None:
-            searches.insert(0, (protection.builtin, ""))
-        for clause, reason in searches:
+        for clause, reason in self._protections(conn).filters:
             for entry in self._search(
                 conn,
                 base,
                 f"(&{ldap_filter}{clause})",
                 scope,
-                attrs,
+                [self._key_attribute],
                 "finding protected accounts",
                 missing_ok=True,
             ):
                 key = self._key(entry["raw_attributes"])
-                if key is not None and key not in found:
-                    found[key] = reason or self._builtin_reason(entry["raw_attributes"], protection)
+                if key is not None:
+                    found.setdefault(key, reason)
         return found
-
-    @staticmethod
-    def _builtin_reason(attrs: Mapping[str, list[bytes]], protection: _Protection) -> str:
-        if attrs.get("isCriticalSystemObject", [b""])[0].upper() == b"TRUE":
-            return "a built-in account (isCriticalSystemObject)"
-        for dn in attrs.get("memberOf", []):
-            name = protection.groups.get(dn.decode().lower())
-            if name is not None:
-                return f"member of privileged group {name}"
-        token = attrs.get("primaryGroupID")
-        if token and int(token[0]) in protection.tokens:
-            return f"primary group is privileged group {protection.tokens[int(token[0])]}"
-        if attrs.get("adminCount", [b""])[0] == b"1":
-            return "adminCount=1: a current or former member of a protected group"
-        return "member of a privileged group (nested)"
 
     def _refusal(
         self,
         dn: str,
-        rdns: tuple[tuple[str, str], ...],
         attrs: Mapping[str, list[bytes]],
-        base: tuple[tuple[str, str], ...],
-        server_side: str | None,
+        resolved: _Location,
+        by_filter: str | None,
     ) -> str | None:
         """Return why an account is protected, or None."""
         protection = self._protection
         assert protection is not None
-        if not _within(rdns, base):
-            return "outside the location's base DN"
-        if rdns == protection.bind:
+        lowered = dn.lower()
+        if not any(lowered.endswith(s) for s in resolved.base_suffixes):
+            try:  # spelled differently (spaces, escapes)? compare RDN by RDN
+                within = _within(_normal_dn(dn), resolved.base_rdns)
+            except Exception:  # noqa: BLE001  (a DN that does not parse is not in the base)
+                within = False
+            if not within:
+                return "outside the location's base DN"
+        if _first_value(dn) in (None, protection.bind[0][1]) and _normal_dn(dn) == protection.bind:
             return "the account the sweeper binds as"
         if self._ad:
             sid = attrs.get("objectSid")
-            if sid:
-                rid = _sid_text(sid[0]).rsplit("-", 1)[-1]
-                if int(rid) < 1000:
-                    return f"a built-in account (RID {rid})"
-        else:
-            name = protection.members.get(rdns)
-            if name is None and protection.uids:
-                uid = attrs.get("uid")
-                name = protection.uids.get(uid[0].decode().lower()) if uid else None
-            if name is not None:
-                return f"member of privileged group {name}"
-        return server_side
+            if sid and len(sid[0]) >= 12 and int.from_bytes(sid[0][-4:], "little") < 1000:
+                return f"a built-in account (RID {int.from_bytes(sid[0][-4:], 'little')})"
+            if attrs.get("isCriticalSystemObject", [b""])[0].upper() == b"TRUE":
+                return "a built-in account (isCriticalSystemObject)"
+        group = protection.group_of(dn)
+        if group is None and protection.uids and attrs.get("uid"):
+            group = protection.uids.get(attrs["uid"][0].decode().lower())
+        if group is not None:
+            return f"member of privileged group {group}"
+        token = attrs.get("primaryGroupID")
+        if token and int(token[0]) in protection.tokens:
+            return f"primary group is privileged group {protection.tokens[int(token[0])]}"
+        if protection.admin_count and attrs.get("adminCount", [b""])[0] == b"1":
+            return "adminCount=1: a current or former member of a protected group"
+        return by_filter
 
     # -- reading accounts -----------------------------------------------------------------
 
@@ -1108,11 +1137,7 @@ class DirectoryConnector(Connector):
         if key is None:
             return None
         dn = entry["dn"]
-        try:
-            rdns = _normal_dn(dn)
-        except Exception:  # noqa: BLE001  (a DN the server sent that does not parse: refuse it)
-            rdns = ()
-        refusal = self._refusal(dn, rdns, attrs, resolved.base_rdns, protected.get(key))
+        refusal = self._refusal(dn, attrs, resolved, protected.get(key))
         disabled, control = self._disabled(attrs)
         clock, problem, note = self._clock(resolved.clock, attrs, tz, elsewhere.get(key, ()))
         subject = None
@@ -1145,24 +1170,21 @@ class DirectoryConnector(Connector):
         if not resolved.clock.every_dc or not keys:
             return found
         guids = [uuid.UUID(k) for k in keys]
-        for url, conn in self._other_servers():
-            try:
-                for chunk in _chunks(guids, _GUIDS_PER_FILTER):
-                    for entry in self._search(
-                        conn,
-                        self._root or "",
-                        _guid_filter(chunk, "ad"),
-                        "subtree",
-                        [self._key_attribute, "lastLogon"],
-                        f"reading lastLogon from {url}",
-                    ):
-                        attrs = entry["raw_attributes"]
-                        key, raw = self._key(attrs), attrs.get("lastLogon")
-                        moment = ad_time(int(raw[0])) if raw else None
-                        if key is not None and moment is not None:
-                            found.setdefault(key, []).append(moment)
-            finally:
-                conn.unbind()
+        for _, conn in self._other_servers():
+            for chunk in _chunks(guids, _GUIDS_PER_FILTER):
+                for entry in self._search(
+                    conn,
+                    self._context_of(resolved.base_rdns),
+                    _guid_filter(chunk, "ad"),
+                    "subtree",
+                    [self._key_attribute, "lastLogon"],
+                    "reading lastLogon",
+                ):
+                    attrs = entry["raw_attributes"]
+                    key, raw = self._key(attrs), attrs.get("lastLogon")
+                    moment = ad_time(int(raw[0])) if raw else None
+                    if key is not None and moment is not None:
+                        found.setdefault(key, []).append(moment)
         return found
 
     # -- scan and lookup ------------------------------------------------------------------
@@ -1230,7 +1252,7 @@ class DirectoryConnector(Connector):
                 guids.append(uuid.UUID(key))
             except ValueError as err:
                 raise LocationInvalid(self.system.id, f"item key {key!r} is not a GUID") from err
-        root = self._root or resolved.base
+        root = self._context_of(resolved.base_rdns)
         accounts = []
         for chunk in _chunks(guids, _GUIDS_PER_FILTER):
             wanted = f"(&{_guid_filter(chunk, self.system.connection.flavour)}{resolved.filter})"

@@ -476,17 +476,20 @@ class Condition(_Strict):
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> Condition:
-        if self.op in ("is null", "is not null"):
-            if self.value is not None:
-                raise ValueError(f"operator {self.op!r} takes no value")
-        elif self.op in ("in", "not in"):
-            if not isinstance(self.value, list) or not self.value:
-                raise ValueError(f"operator {self.op!r} needs a non-empty list as value")
-        elif self.value is None or isinstance(self.value, list):
-            raise ValueError(
-                f"operator {self.op!r} needs a single value (use 'is null' to match NULL)"
-            )
+        _check_value(self.op, self.value, ("is null", "is not null"), "use 'is null' to match NULL")
         return self
+
+
+def _check_value(op: str, value: Any, valueless: tuple[str, ...], missing: str) -> None:
+    """Raise ValueError if a condition's value does not fit its operator."""
+    if op in valueless:
+        if value is not None:
+            raise ValueError(f"operator {op!r} takes no value")
+    elif op in ("in", "not in"):
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"operator {op!r} needs a non-empty list as value")
+    elif value is None or isinstance(value, list):
+        raise ValueError(f"operator {op!r} needs a single value ({missing})")
 
 
 class SqlEvent(_Strict):
@@ -769,17 +772,8 @@ class DirectoryCondition(_Strict):
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> DirectoryCondition:
-        if self.op in ("present", "absent"):
-            if self.value is not None:
-                raise ValueError(f"operator {self.op!r} takes no value")
-        elif self.op in ("in", "not in"):
-            if not isinstance(self.value, list) or not self.value:
-                raise ValueError(f"operator {self.op!r} needs a non-empty list as value")
-        elif self.value is None or isinstance(self.value, list):
-            raise ValueError(
-                f"operator {self.op!r} needs a single value (use 'absent' to match a missing "
-                "attribute)"
-            )
+        missing = "use 'absent' to match a missing attribute"
+        _check_value(self.op, self.value, ("present", "absent"), missing)
         return self
 
 

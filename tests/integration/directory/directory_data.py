@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import ldap3
-from directory_servers import SAMBA_NAME, SWEEPER_PASSWORD, SambaDC, Slapd
+from directory_servers import SWEEPER_PASSWORD, SambaDC, Slapd
 from pydantic import SecretStr, TypeAdapter
 
 from connectors.base import ConnectorContext, ScannedItem, ScanOutput, ScanRequest
@@ -44,7 +44,6 @@ class Directory:
     ou: str
     base_dir: Path
     connection: dict[str, Any] = field(default_factory=dict)
-    created: list[str] = field(default_factory=list)
 
     @property
     def admin(self) -> ldap3.Connection:
@@ -195,15 +194,7 @@ def samba_directory(dc: SambaDC, base_dir: Path) -> Directory:
     ou = f"OU={name},{dc.base}"
     with dc.admin() as conn:
         conn.add(ou, ["organizationalUnit"])
-    connection = {
-        "servers": ["ldaps://127.0.0.1:636"],
-        "ca_file": str(dc.ca_file),
-        "tls_server_name": SAMBA_NAME,
-        "bind_dn": dc.sweeper_dn,
-        "credential": "directory",
-        "flavour": "ad",
-    }
-    return Directory("ad", dc, ou, base_dir, connection, [ou])
+    return Directory("ad", dc, ou, base_dir, {**dc.connection(), "flavour": "ad"})
 
 
 def slapd_directory(server: Slapd, base_dir: Path) -> Directory:
@@ -220,7 +211,7 @@ def slapd_directory(server: Slapd, base_dir: Path) -> Directory:
         "privileged_groups": [],
         "disable": {"pwdAccountLockedTime": "000001010000Z"},
     }
-    return Directory("openldap", server, ou, base_dir, connection, [ou])
+    return Directory("openldap", server, ou, base_dir, connection)
 
 
 def now() -> datetime:

@@ -103,6 +103,16 @@ class SambaDC:
             validate=ssl.CERT_REQUIRED, ca_certs_file=str(self.ca_file), valid_names=[SAMBA_NAME]
         )
 
+    def connection(self, credential: str = "directory") -> dict[str, Any]:
+        """The RoPA's connection settings for the sweeper's account on this DC (LDAPS)."""
+        return {
+            "servers": ["ldaps://127.0.0.1:636"],
+            "ca_file": str(self.ca_file),
+            "tls_server_name": SAMBA_NAME,
+            "bind_dn": self.sweeper_dn,
+            "credential": credential,
+        }
+
     def admin(self) -> ldap3.Connection:
         """A bound LDAPS connection as the domain's Administrator, to seed and inspect data."""
         server = ldap3.Server("ldaps://127.0.0.1:636", use_ssl=True, tls=self.tls())

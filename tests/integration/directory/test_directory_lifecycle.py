@@ -19,11 +19,12 @@ from directory_servers import SWEEPER_PASSWORD
 from pydantic import SecretStr
 from tcp_proxy import Relay
 
-from connectors.base import ScanOutput, ScanRequest
+from connectors.base import ActRequest, Outcome, ScanOutput, ScanRequest
 from connectors.directory import DirectoryConnector
 from connectors.registry import connector_class
 from sweeper import approve as approval
 from sweeper import execute as execution
+from sweeper.errors import SystemUnreachable
 from sweeper.plan import PlanOptions, build_plan
 from sweeper.retention import Period
 from sweeper.ropa import load_ropa
@@ -96,6 +97,7 @@ class Estate:
         return plan
 
     def run(self, plan: dict[str, Any], now: datetime = NOW) -> execution.ExecutionResult:
+        """Approve the plan and execute it."""
         approval.approve(
             self.store,
             self.store.plan(plan["id"]),
@@ -106,6 +108,9 @@ class Estate:
             now=now,
             current_digest=load_ropa(self.path).digest,
         )
+        return self.execute(plan, now)
+
+    def execute(self, plan: dict[str, Any], now: datetime = NOW) -> execution.ExecutionResult:
         return execution.execute(
             load_ropa(self.path),
             self.settings,
@@ -260,3 +265,32 @@ def test_dc_that_stops_answering_mid_scan_fails_the_location(estate: Estate) -> 
     assert location["outcome"] == "failed"
     assert f"127.0.0.1:{relay.port} stopped answering" in location["error"]
     assert plan["complete"] is False
+
+
+def test_disable_interrupted_before_its_outcome_is_recovered(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that disabled an account but died before recording it: the next run records it
+    as done, and the disabled period counts from then."""
+    jan = estate.pupil("Jan", "100001")
+    estate.enrol("100001", LEFT)
+    plan = estate.plan()
+
+    class Interrupted(DirectoryConnector):
+        def act(self, request: ActRequest) -> Iterator[Outcome]:
+            outcomes = super().act(request)
+            next(outcomes)  # the account is disabled, then the connection is lost
+            raise SystemUnreachable(self.system.id, "connection lost (test)")
+
+    def interrupted(kind: str) -> type:
+        return Interrupted if kind == "directory" else connector_class(kind)
+
+    monkeypatch.setattr(execution, "connector_class", interrupted)
+    first = estate.run(plan)
+    assert (first.locations[0].outcome, estate.enabled(jan)) == ("failed", False)
+
+    monkeypatch.setattr(execution, "connector_class", connector_class)
+    second = estate.execute(plan)
+    assert second.total("done") == 1
+    later = estate.plan(NOW + timedelta(days=31))
+    assert by_subject(later)["100001"] == ("due", "delete")
