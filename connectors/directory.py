@@ -1447,7 +1447,9 @@ class DirectoryConnector(Connector):
     def discover(self, request: DiscoverRequest) -> Iterator[DiscoveredStore | ScanFinding]:
         """Stream one store of kind ``ou`` per OU or container that holds accounts (and per
         empty OU), with the number of accounts, how many are stale (no logon, or never
-        logged on and created, before ``stale_after``) and their oldest and newest creation."""
+        logged on and created, before ``stale_after``; a last logon counts 14 days later, as
+        AD may record it that late) and their oldest and newest creation. Every OU below the
+        base is listed, whatever ``request.depth``: a directory has few."""
         if self._root is None:
             self.check()
         conn = self._connect()

@@ -61,27 +61,55 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerFailed(
-                f"the server exited with {process.returncode}:\n{log.read_text()[-2000:]}"
-            )
-        if _port_in_use(port):
-            return
-        time.sleep(0.1)
-    raise ServerFailed(f"the server did not listen on 127.0.0.1:{port} within {seconds:.0f} s")
+@dataclass(frozen=True)
+class Server:
+    """A server process started in a session (and process group) of its own, not as a child
+    of the test process: a test that checks its own children (workers reaped) sees none."""
 
+    pid: int
+    group: int
+    log: Path
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)  # the group this fixture started, nothing else
+    @classmethod
+    def spawn(cls, argv: list[str], log: Path) -> Server:
+        launcher = subprocess.Popen(
+            ["sh", "-c", '"$@" >"$SERVER_LOG" 2>&1 </dev/null & echo $!', "sh", *argv],
+            env={**os.environ, "SERVER_LOG": str(log)},
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        out, _ = launcher.communicate(timeout=30)
+        return cls(int(out), launcher.pid, log)
+
+    def alive(self) -> bool:
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def wait_for(self, port: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ServerFailed(f"the server exited:\n{self.log.read_text()[-2000:]}")
+            if _port_in_use(port):
+                return
+            time.sleep(0.1)
+        raise ServerFailed(f"the server did not listen on 127.0.0.1:{port} within {seconds:.0f} s")
+
+    def stop(self) -> None:
+        """Stop the process group this module started (nothing else), politely first."""
+        for sig, seconds in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.group, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + seconds
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not self.alive():
+                return
 
 
 @dataclass
@@ -89,7 +117,7 @@ class SambaDC:
     """A running Samba AD DC."""
 
     folder: Path
-    process: subprocess.Popen[bytes]
+    process: Server
     base: str = SAMBA_BASE
     admin_dn: str = f"CN=Administrator,CN=Users,{SAMBA_BASE}"
     sweeper_dn: str = f"CN=sweeper,CN=Users,{SAMBA_BASE}"
@@ -123,7 +151,7 @@ class SambaDC:
         return conn
 
     def stop(self) -> None:
-        _stop(self.process)
+        self.process.stop()
 
 
 def start_samba(folder: Path, *, reuse: bool = False) -> SambaDC:
@@ -179,17 +207,11 @@ def start_samba(folder: Path, *, reuse: bool = False) -> SambaDC:
 def _run_samba(target: Path, *, seed: bool) -> SambaDC:
     conf = target / "etc" / "smb.conf"
     log = target / "samba.out"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [_need("samba"), "-s", str(conf), "--foreground", "--debug-stdout"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = Server.spawn([_need("samba"), "-s", str(conf), "--foreground", "--debug-stdout"], log)
     dc = SambaDC(target, process)
     try:
-        _wait_for(636, process, log, 60)
-        _wait_for(389, process, log, 10)
+        process.wait_for(636, 60)
+        process.wait_for(389, 10)
         _ready(dc)
         if seed:
             _seed_samba(dc)
@@ -245,7 +267,7 @@ class Slapd:
 
     folder: Path
     port: int
-    process: subprocess.Popen[bytes]
+    process: Server
     base: str = SLAPD_BASE
     admin_dn: str = f"cn=admin,{SLAPD_BASE}"
     sweeper_dn: str = f"cn=sweeper,{SLAPD_BASE}"
@@ -266,7 +288,7 @@ class Slapd:
         return conn
 
     def stop(self) -> None:
-        _stop(self.process)
+        self.process.stop()
 
 
 SLAPD_CONF = """\
@@ -308,16 +330,11 @@ def start_slapd(folder: Path, port: int | None = None) -> Slapd:
     conf.write_text(SLAPD_CONF.format(folder=folder, base=SLAPD_BASE, password=ADMIN_PASSWORD))
     port = port or free_port()
     log = folder / "slapd.out"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [slapd, "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/", "-d", "0"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = [slapd, "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/", "-d", "0"]
+    process = Server.spawn(argv, log)
     server = Slapd(folder, port, process)
     try:
-        _wait_for(port, process, log, 30)
+        process.wait_for(port, 30)
         _seed_slapd(server)
     except BaseException:
         server.stop()

@@ -182,3 +182,14 @@ def test_paged_search_on_samba_sends_one_request_per_page(ad: Directory) -> None
         requests = connector.round_trips - before
     assert len(found) == 5
     assert requests == 3  # privileged groups are read from the groups, once, in prepare
+
+
+def test_openldap_last_login_reads_the_lastbind_time(ldap: Directory) -> None:
+    """On OpenLDAP the last_login clock is authTimestamp (slapo-lastbind) plus the margin."""
+    jan = ldap.user("Jan", attributes={"userPassword": "Jan-secret-1"})
+    before = now().replace(microsecond=0) - timedelta(seconds=1)
+    user = ldap3.Connection(ldap3.Server(ldap.server.url), user=jan.dn, password="Jan-secret-1")
+    assert user.bind()
+    user.unbind()
+    clock = ldap.items("last_login", last_login_margin="P0D")["Jan"].clock
+    assert clock is not None and before <= clock <= now()
