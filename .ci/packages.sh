@@ -3,13 +3,21 @@
 # the database servers the tests use are running. Harmless when everything is already there.
 set -euo pipefail
 
-packages=(unixodbc odbc-mariadb odbc-postgresql chromium chromium-driver systemd util-linux)
+packages=(unixodbc odbc-mariadb odbc-postgresql chromium chromium-driver systemd util-linux
+          samba samba-ad-dc winbind slapd ldap-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
+  # The directory tests start their own Samba DC and slapd on 127.0.0.1; the packages' system
+  # services must not start (slapd would take port 389 that Samba's DC needs).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

@@ -37,9 +37,16 @@ from typing import Any, ClassVar, NamedTuple
 from pydantic import SecretStr
 
 from sweeper.errors import ActionUnsupported
-from sweeper.ropa.model import BucketLocation, Clock, FileLocation, SqlEvent, SqlLocation
+from sweeper.ropa.model import (
+    BucketLocation,
+    Clock,
+    DirectoryLocation,
+    FileLocation,
+    SqlEvent,
+    SqlLocation,
+)
 
-LocationModel = SqlLocation | FileLocation | BucketLocation
+LocationModel = SqlLocation | FileLocation | BucketLocation | DirectoryLocation
 
 
 class ScannedItem(NamedTuple):
@@ -61,6 +68,9 @@ class ScannedItem(NamedTuple):
             ``lookup`` may also answer ``unverifiable``: the item may exist but cannot be
             checked now (permission denied), so it is neither acted on nor taken for gone.
         reason: why the item is refused, e.g. ``COMPLIANCE retention until 2031-06-30``.
+        disabled: for accounts, whether the account is disabled now; None where the system
+            has no such state. A location that deletes accounts only after they have been
+            disabled for a while (``DirectoryLocation.disabled_for``) reads it.
     """
 
     key: str
@@ -72,6 +82,7 @@ class ScannedItem(NamedTuple):
     problem: str | None = None
     refused: str | None = None
     reason: str | None = None
+    disabled: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +250,8 @@ class ActRequest:
     Args:
         location: the location from the RoPA.
         action: ``delete``, ``anonymise`` (SQL: the location's ``anonymise`` columns),
-            ``quarantine``, ``restore`` or ``purge`` (files).
+            ``quarantine``, ``restore`` or ``purge`` (files), ``disable`` or ``move``
+            (directory accounts).
         keys: the items' keys, as the scan gave them.
         options: action settings, e.g. ``{"quarantine_root": Path(...)}``.
     """

@@ -470,7 +470,7 @@ def reject(obj: _Context, plan_id: str, by: str, reason: str) -> None:
 @click.option("--by", "actor", help="Who runs the execution (default: the login name).")
 @click.pass_obj
 def execute(obj: _Context, plan_id: str, ropa_path: Path | None, actor: str | None) -> None:
-    """Act on the approved items of a plan: delete, anonymise or quarantine them.
+    """Act on the approved items of a plan: delete, anonymise, quarantine, disable or move them.
 
     Each item is re-verified first (it still exists, is unchanged, is still due, is not held).
     Interrupted? Run the same command again: it finishes the plan without acting twice.
@@ -514,7 +514,8 @@ def execute(obj: _Context, plan_id: str, ropa_path: Path | None, actor: str | No
             continue
         table.add_row(
             loc.label,
-            loc.action,
+            # A staged delete disables some accounts and deletes others: name what was done.
+            ", ".join(f"{a} {n}" for a, n in sorted(loc.acted.items())) or loc.action,
             *(str(loc.counts[k]) for k in ("done", "skipped", "failed", "review", "already")),
             loc.outcome if loc.outcome == "executed" else f"[red]{loc.outcome}[/]",
         )

@@ -46,7 +46,14 @@ from sweeper.retention import due_date
 from sweeper.ropa.load import LoadedRopa
 from sweeper.ropa.model import EventClock, Limits, Ropa
 from sweeper.settings import Settings
-from sweeper.store import Store, journal, quarantine
+from sweeper.store import (
+    Store,
+    forget_disabled,
+    journal,
+    quarantine,
+    record_disabled,
+    refresh_disabled,
+)
 
 log = structlog.get_logger("sweeper.execute")
 
@@ -63,6 +70,7 @@ class LocationResult:
     outcome: str = "executed"  # executed, blocked, not_approved, failed, stopped
     reason: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    acted: Counter[str] = field(default_factory=Counter)  # done items per item action
 
 
 @dataclass
@@ -322,36 +330,53 @@ class _Runner:
                 act.append(item)
             else:
                 finished.append((item, *verdict))
-        action = target.rule.action.value
-        if act and action == "review":
+        if act and target.rule.action.value == "review":
             finished.extend((i, "review", "listed for manual handling", None) for i in act)
             act = []
         if act:
             self._journal_pending(act)
-            by_key = {i["key"]: i for i in act}
-            outcomes: list[Outcome] = []
             stopped: SweeperError | None = None
-            try:  # keep what was yielded before a connector gives up part-way
-                for outcome in connector.act(ActRequest(target.location, action, list(by_key))):
-                    outcomes.append(outcome)
-            except SweeperError as err:
-                stopped = err
-            for outcome in outcomes:
-                item = by_key.pop(outcome.key)
-                state = "done" if outcome.status in ("done", "gone") else "failed"
-                details = dict(outcome.details or {})
-                if outcome.status == "gone":
-                    details["note"] = "already gone when acted on"
-                finished.append((item, state, outcome.message, details))
-            if stopped is None:
-                for item in by_key.values():  # a connector that forgot an item: not acted on
-                    finished.append((item, "failed", "the connector reported no outcome", None))
+            # Each item's own action: a staged delete disables some accounts, deletes others.
+            for action, group in _by_action(act):
+                stopped = self._act(target, connector, action, group, finished)
+                if stopped is not None:
+                    break
             # After a stop, items without an outcome stay pending: the next run re-verifies them.
             self._finish(target, label, finished, approvers, result)
             if stopped is not None:
                 raise stopped
             return
         self._finish(target, label, finished, approvers, result)
+
+    def _act(
+        self,
+        target: Target,
+        connector: Connector,
+        action: str,
+        items: list[dict[str, Any]],
+        finished: list[tuple[dict[str, Any], str, str | None, dict[str, Any] | None]],
+    ) -> SweeperError | None:
+        """Act on items that share an action; add their outcomes to ``finished``. Return the
+        error that stopped the connector part-way, if one did."""
+        by_key = {i["key"]: i for i in items}
+        outcomes: list[Outcome] = []
+        stopped: SweeperError | None = None
+        try:  # keep what was yielded before a connector gives up part-way
+            for outcome in connector.act(ActRequest(target.location, action, list(by_key))):
+                outcomes.append(outcome)
+        except SweeperError as err:
+            stopped = err
+        for outcome in outcomes:
+            item = by_key.pop(outcome.key)
+            state = "done" if outcome.status in ("done", "gone") else "failed"
+            details = dict(outcome.details or {})
+            if outcome.status == "gone":
+                details["note"] = "already gone when acted on"
+            finished.append((item, state, outcome.message, details))
+        if stopped is None:
+            for item in by_key.values():  # a connector that forgot an item: not acted on
+                finished.append((item, "failed", "the connector reported no outcome", None))
+        return stopped
 
     def _current_clocks(
         self, target: Target, connector: Connector, current: dict[str, ScannedItem]
@@ -401,10 +426,16 @@ class _Runner:
             return "skipped", "no longer exists", None
         if now_item.refused == "unverifiable":
             return "skipped", f"cannot be checked now: {now_item.reason}", None
+        if resumed and item["action"] == "disable" and now_item.disabled and not now_item.refused:
+            # Disabling changed the fingerprint: the interrupted run got that far.
+            recovered = {"recovered": True, "fingerprint": now_item.fingerprint}
+            return "done", "completed by an interrupted run", recovered
         if now_item.fingerprint != item["fingerprint"]:
             return "skipped", "changed since the plan was made", None
         if now_item.refused is not None:
             return "skipped", f"{now_item.refused} now: {now_item.reason}", None
+        if item["action"] == "delete" and target.disabled_for is not None and not now_item.disabled:
+            return "skipped", "no longer disabled: it is deleted only after being disabled", None
         if item["status"] == LEGACY_DUE:
             return None
         clock = clocks.get(item["key"])
@@ -466,13 +497,14 @@ class _Runner:
         if not finished:
             return
         rule = _rule_text(target)
-        action = target.rule.action.value
         approved_by = approvers or (["auto_approve"] if target.rule.auto_approve else [])
         recovered = [i["seq"] for i, _, _, d in finished if d and d.get("recovered")]
         already = self._audited_done() if recovered else set()
         records = []
         for item, state, reason, details in finished:
             result.counts[state] += 1
+            if state == "done":
+                result.acted[item["action"]] += 1
             if state == "done" and item["seq"] in already:
                 continue  # the interrupted run audited it before it could update the journal
             records.append(
@@ -484,7 +516,7 @@ class _Runner:
                     "system": target.system.id,
                     "location": label,
                     "key_ref": self.audit.subject_ref(item["key"]),
-                    "action": action,
+                    "action": item["action"],
                     "rule": rule,
                     "status": item["status"],
                     "reason": reason,
@@ -512,6 +544,7 @@ class _Runner:
                     for i, state, reason, _ in finished
                 ],
             )
+            self._track_disabled(conn, target, label, finished)
             quarantined = [  # not items that vanished before they could be moved
                 i
                 for i, state, _, d in finished
@@ -538,6 +571,42 @@ class _Runner:
                     ],
                 )
         self.options.progress.advance(len(finished))
+
+    def _track_disabled(
+        self,
+        conn: sa.Connection,
+        target: Target,
+        label: str,
+        finished: list[tuple[dict[str, Any], str, str | None, dict[str, Any] | None]],
+    ) -> None:
+        """Record in the state store when the sweeper disabled accounts (a staged delete
+        waits from then), forget deleted ones, and keep the record of accounts it moved or
+        anonymised (its own change did not re-enable them)."""
+        system = target.system.id
+        disabled, changed, deleted = [], {}, []
+        for item, state, _, details in finished:
+            fingerprint = (details or {}).get("fingerprint")
+            if state != "done":
+                continue
+            if item["action"] == "disable" and fingerprint:
+                disabled.append(
+                    {
+                        "system": system,
+                        "item_key": item["key"],
+                        "location": label,
+                        "disabled_at": self.now,
+                        "fingerprint": fingerprint,
+                        "plan_id": self.plan_id,
+                        "run_id": self.run_id,
+                    }
+                )
+            elif item["action"] == "delete" and target.disabled_for is not None:
+                deleted.append(item["key"])
+            elif fingerprint:
+                changed[item["key"]] = fingerprint
+        record_disabled(conn, disabled)
+        forget_disabled(conn, system, deleted)
+        refresh_disabled(conn, system, changed)
 
     def _audited_done(self) -> set[int]:
         if self.audited_done is None:
@@ -719,6 +788,14 @@ def _safe_details(details: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     kept = {k: details[k] for k in _AUDITABLE_DETAILS if k in details}
     return {"result": kept} if kept else {}
+
+
+def _by_action(items: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Given items, return them grouped by their planned action, in order of first use."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault(item["action"], []).append(item)
+    return list(groups.items())
 
 
 def _rule_text(target: Target) -> str:

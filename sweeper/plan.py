@@ -40,9 +40,10 @@ from sweeper.audit import AuditLog
 from sweeper.errors import SweeperError
 from sweeper.holds import HoldIndex
 from sweeper.report import ReportWriter, plan_head
-from sweeper.retention import cutoff, due_date
+from sweeper.retention import Period, cutoff, due_date
 from sweeper.ropa.load import LoadedRopa
 from sweeper.ropa.model import (
+    Action,
     Activity,
     Clock,
     EventClock,
@@ -96,6 +97,64 @@ class Target:
     @property
     def action(self) -> str:
         return self.rule.action.value
+
+    @property
+    def disabled_for(self) -> Period | None:
+        """For a rule that deletes accounts: how long an account must have been disabled
+        before it is deleted (it is disabled first); None where deletion is not staged."""
+        if self.rule.action is not Action.DELETE:
+            return None
+        period: Period | None = getattr(self.location, "disabled_for", None)
+        return period
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What a staged delete does with one due account now.
+
+    ``action`` is ``disable`` (not disabled yet, or not known since when), ``delete``
+    (disabled long enough) or None (disabled, still waiting until ``deletable_on``).
+    """
+
+    action: str | None
+    reason: str
+    deletable_on: datetime | None
+
+
+def stage_delete(
+    item: ScannedItem,
+    disabled_for: Period,
+    record: tuple[datetime, str] | None,
+    now: datetime,
+) -> Stage:
+    """Given a due account, how long it must be disabled before deletion, the state store's
+    record of when the sweeper disabled it (and the account's fingerprint then), and now,
+    return what to do with it. A record whose fingerprint differs from the account's does
+    not count: someone changed the account since (re-enabled it, say)."""
+    earliest = disabled_for.add_to(now)
+    if not item.disabled:
+        return Stage(
+            "disable",
+            f"disabled first; deletable from {earliest:%Y-%m-%d} at the earliest "
+            f"(disabled_for {disabled_for})",
+            earliest,
+        )
+    if record is None or record[1] != item.fingerprint:
+        return Stage(
+            "disable",
+            "already disabled, but not by the sweeper or changed since: disabling it records "
+            f"when the waiting starts; deletable from {earliest:%Y-%m-%d} at the earliest",
+            earliest,
+        )
+    since = record[0]
+    deletable = disabled_for.add_to(since)
+    if deletable <= now:
+        return Stage("delete", f"disabled by the sweeper on {since:%Y-%m-%d}", deletable)
+    return Stage(
+        None,
+        f"disabled by the sweeper on {since:%Y-%m-%d}; deletable from {deletable:%Y-%m-%d}",
+        deletable,
+    )
 
 
 def targets_of(ropa: Ropa) -> Iterator[Target]:
@@ -220,6 +279,7 @@ class _Builder:
         self.seq = 0
         self.findings: list[dict[str, Any]] = []
         self.legacy_subjects: dict[str, set[str]] = {}
+        self.disabled: dict[str, dict[str, tuple[datetime, str]]] = {}
 
     # -- the run ---------------------------------------------------------------------
 
@@ -421,12 +481,25 @@ class _Builder:
             )
             if hold is not None:
                 status, reason = HELD, hold.explain()
+        action = target.rule.action.value if status in (DUE, LEGACY_DUE) else "none"
+        if status in (DUE, LEGACY_DUE) and target.disabled_for is not None:
+            stage = self._stage(target, item, target.disabled_for)
+            if stage.action is None:  # disabled, still waiting: the delete is not due yet
+                target.counts[NOT_DUE] += 1
+                deletable = stage.deletable_on
+                if deletable and (target.next_due is None or deletable < target.next_due):
+                    target.next_due = deletable
+                if not self.options.list_not_due:
+                    return
+                status, action = NOT_DUE, "none"
+            else:
+                action = stage.action
+            reason = stage.reason
         target.counts[status] += 1
         if status in (DUE, LEGACY_DUE):
             target.bytes_due += item.size or 0
             if due is not None and (target.oldest_due is None or due < target.oldest_due):
                 target.oldest_due = due
-        action = target.rule.action.value if status in (DUE, LEGACY_DUE) else "none"
         row = (
             self.seq,
             target.idx,
@@ -443,6 +516,12 @@ class _Builder:
         )
         self.seq += 1
         rows.append(row)
+
+    def _stage(self, target: Target, item: ScannedItem, disabled_for: Period) -> Stage:
+        system_id = target.system.id
+        if system_id not in self.disabled:
+            self.disabled[system_id] = self.store.disabled_accounts(system_id)
+        return stage_delete(item, disabled_for, self.disabled[system_id].get(item.key), self.now)
 
     def _not_due_summary(self, target: Target, summary: NotDueSummary) -> None:
         self.options.progress.advance(summary.count)

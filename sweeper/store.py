@@ -160,6 +160,24 @@ quarantine = sa.Table(
     sa.Column("changed_by", sa.String(200)),
 )
 
+disabled_accounts = sa.Table(
+    "disabled_accounts",
+    metadata,
+    sa.Column("system", sa.String(64), primary_key=True),
+    sa.Column("item_key", sa.String(200), primary_key=True, comment="the account's GUID"),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("disabled_at", UtcDateTime(), nullable=False, comment="when the sweeper disabled it"),
+    sa.Column(
+        "fingerprint",
+        sa.Text,
+        nullable=False,
+        comment="the account's fingerprint after the sweeper's last change: a different one "
+        "means someone else changed it (re-enabled it, say), and the waiting time starts over",
+    ),
+    sa.Column("plan_id", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=False),
+)
+
 audit_head = sa.Table(
     "audit_head",
     metadata,
@@ -216,6 +234,7 @@ lock_holders = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("command", sa.Text, nullable=False),
     sa.Column("since", UtcDateTime(), nullable=False),
+)
 
 discovery_runs = sa.Table(
     "discovery_runs",
@@ -471,6 +490,56 @@ class Store:
             ).mappings()
             found = [dict(r, summary=json.loads(r["summary"])) for r in rows]
         return found[::-1]
+
+    # -- accounts the sweeper disabled (delete waits until they were disabled long enough) --
+
+    def disabled_accounts(self, system: str) -> dict[str, tuple[datetime, str]]:
+        """Given a system id, return item key -> (when the sweeper disabled the account, the
+        account's fingerprint after the sweeper's last change to it)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    disabled_accounts.c.item_key,
+                    disabled_accounts.c.disabled_at,
+                    disabled_accounts.c.fingerprint,
+                ).where(disabled_accounts.c.system == system)
+            ).all()
+        return {key: (at, fingerprint) for key, at, fingerprint in rows}
+
+
+def record_disabled(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Given rows of ``disabled_accounts``, store them, replacing earlier rows of the same
+    accounts (the waiting time of an account disabled again starts again)."""
+    for system in {r["system"] for r in rows}:
+        keys = [r["item_key"] for r in rows if r["system"] == system]
+        conn.execute(
+            disabled_accounts.delete().where(
+                disabled_accounts.c.system == system, disabled_accounts.c.item_key.in_(keys)
+            )
+        )
+    if rows:
+        conn.execute(disabled_accounts.insert(), [dict(r) for r in rows])
+
+
+def forget_disabled(conn: sa.Connection, system: str, keys: Sequence[str]) -> None:
+    """Given accounts that were deleted, drop their rows of ``disabled_accounts``."""
+    if keys:
+        conn.execute(
+            disabled_accounts.delete().where(
+                disabled_accounts.c.system == system, disabled_accounts.c.item_key.in_(list(keys))
+            )
+        )
+
+
+def refresh_disabled(conn: sa.Connection, system: str, fingerprints: Mapping[str, str]) -> None:
+    """Given accounts the sweeper changed again (moved, anonymised) and their new
+    fingerprints, keep their disabled time: the sweeper's own change did not re-enable them."""
+    for key, fingerprint in fingerprints.items():
+        conn.execute(
+            disabled_accounts.update()
+            .where(disabled_accounts.c.system == system, disabled_accounts.c.item_key == key)
+            .values(fingerprint=fingerprint)
+        )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

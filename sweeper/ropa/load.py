@@ -25,10 +25,13 @@ from sweeper.ropa.model import (
     SQL_NAME_PATTERN,
     Action,
     Activity,
+    AttributeClock,
     BucketLocation,
     BucketSystem,
     ColumnClock,
     Controller,
+    DirectoryLocation,
+    DirectorySystem,
     Discovery,
     EventClock,
     FileLocation,
@@ -274,7 +277,19 @@ def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
 
 
 _UNION_TAGS = frozenset(
-    {"sql", "fileshare", "name", "column", "event", "path_date", "bucket", "tag", "metadata"}
+    {
+        "sql",
+        "fileshare",
+        "bucket",
+        "directory",
+        "name",
+        "column",
+        "event",
+        "path_date",
+        "tag",
+        "metadata",
+        "attribute",
+    }
 )
 
 
@@ -639,8 +654,11 @@ def _discovery_problems(
 
 def _action_problems(location: Any, action: Action, system: Any) -> Iterator[tuple[Loc, str]]:
     """Yield (where under the location, message) for an action the location cannot take."""
-    if isinstance(location, BucketLocation):
+    if isinstance(location, BucketLocation) and action not in (Action.DISABLE, Action.MOVE):
         yield from _bucket_action_problems(location, action, system)
+        return
+    if isinstance(location, DirectoryLocation) or action in (Action.DISABLE, Action.MOVE):
+        yield from _directory_action_problems(location, action, system)
         return
     if action is Action.ANONYMISE:
         if isinstance(location, FileLocation):
@@ -737,6 +755,41 @@ def _bucket_clock_problems(location: BucketLocation, clock: Any) -> Iterator[tup
         )
 
 
+def _directory_action_problems(
+    location: Any, action: Action, system: Any
+) -> Iterator[tuple[Loc, str]]:
+    """Yield (where under the location, message) for an action that does not fit a directory
+    location, or a directory action (disable, move) on another kind of location."""
+    if not isinstance(location, DirectoryLocation):
+        what = (
+            "SQL rows"
+            if isinstance(location, SqlLocation)
+            else "objects"
+            if isinstance(location, BucketLocation)
+            else "files"
+        )
+        yield (), f"{what} cannot be {action.value}d: disable and move are for directory accounts"
+        return
+    openldap = isinstance(system, DirectorySystem) and system.connection.flavour == "openldap"
+    if action is Action.QUARANTINE:
+        yield (), "accounts cannot be quarantined: use disable, move, delete, anonymise or review"
+    elif action is Action.ANONYMISE and not location.anonymise:
+        yield (
+            ("anonymise",),
+            "the rule's action is anonymise: list the attributes to clear "
+            "(anonymise: {displayName: null, mail: null})",
+        )
+    elif action is Action.MOVE and location.staging_ou is None:
+        yield (("staging_ou",), "the rule's action is move: name the OU to move accounts to")
+    elif action in (Action.DISABLE, Action.DELETE) and openldap and not system.connection.disable:
+        yield (
+            ("system",),
+            f"the rule's action is {action.value}, which disables accounts first, but OpenLDAP "
+            f"system {system.id!r} does not say how: set connection.disable "
+            "(e.g. {pwdAccountLockedTime: 000001010000Z})",
+        )
+
+
 def _clock_problems(
     location: Any, clock: Any, events: dict[str, SqlEvent], invalid: set[str], own: bool
 ) -> Iterator[tuple[Loc, str]]:
@@ -763,6 +816,12 @@ def _clock_problems(
             yield ("clock", "event"), f"unknown event {clock.event!r}" + _known(events, "events")
         if isinstance(location, SqlLocation) and location.subject is None:
             yield ("subject",), "an event clock needs the subject column: add subject: COLUMN"
+        if isinstance(location, DirectoryLocation) and location.subject is None:
+            yield (
+                ("subject",),
+                "an event clock needs the attribute that holds the subject: add "
+                "subject: ATTRIBUTE (e.g. employeeID)",
+            )
         if (
             isinstance(location, FileLocation)
             and location.subject_group not in location.regex_groups
@@ -774,6 +833,17 @@ def _clock_problems(
                     f"(?P<{location.subject_group}>...) to path_regex"
                 ),
             )
+    elif isinstance(location, DirectoryLocation):
+        if not isinstance(clock, AttributeClock) and clock not in (
+            "created",
+            "modified",
+            "last_login",
+        ):
+            yield (
+                (),
+                "a directory location needs clock created, modified, last_login, "
+                f"{{attribute: NAME}} or {{event: ID}}, not {_clock_name(clock)}",
+            )
     elif isinstance(location, SqlLocation) and not isinstance(clock, ColumnClock):
         yield (
             (),
@@ -781,6 +851,15 @@ def _clock_problems(
                 "a SQL location needs clock {column: NAME} or {event: ID}, "
                 f"not {_clock_name(clock)}"
             ),
+        )
+    elif isinstance(location, FileLocation) and (
+        isinstance(clock, AttributeClock) or clock == "last_login"
+    ):
+        yield (
+            (),
+            "a file-share location needs clock modified, created, accessed, "
+            f"{{path_date: GROUP}} or {{event: ID}}, not {_clock_name(clock)}: attributes and "
+            "logons belong to directory accounts",
         )
     elif isinstance(location, FileLocation) and isinstance(clock, ColumnClock):
         yield (

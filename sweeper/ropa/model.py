@@ -34,6 +34,7 @@ __all__ = [
     "Activity",
     "Art6Basis",
     "Art9Basis",
+    "AttributeClock",
     "BucketConnection",
     "BucketLocation",
     "BucketQuarantine",
@@ -44,6 +45,10 @@ __all__ = [
     "Contact",
     "Controller",
     "Dependent",
+    "DirectoryCondition",
+    "DirectoryConnection",
+    "DirectoryLocation",
+    "DirectorySystem",
     "Discovery",
     "DiscoveryPattern",
     "DiscoveryTarget",
@@ -54,6 +59,7 @@ __all__ = [
     "Location",
     "MetadataClock",
     "PathDateClock",
+    "ProtectFilter",
     "RetentionRule",
     "Ropa",
     "SourceKind",
@@ -128,6 +134,7 @@ class SystemKind(StrEnum):
     SQL = "sql"
     FILESHARE = "fileshare"
     BUCKET = "bucket"
+    DIRECTORY = "directory"
 
 
 class SystemStatus(StrEnum):
@@ -201,6 +208,219 @@ class FileShareConnection(_Strict):
         "outside the root; absolute or relative to the RoPA file",
         examples=["/mnt/fileserver/.quarantine/leerlingen"],
     )
+
+
+AD_PRIVILEGED_GROUPS = ("Domain Admins", "Enterprise Admins", "Administrators")
+LDAP_ATTRIBUTE_PATTERN = r"^(?:[A-Za-z][A-Za-z0-9-]{0,127}|[0-9]+(?:\.[0-9]+)+)$"
+
+LdapAttribute = Annotated[
+    str,
+    StringConstraints(pattern=LDAP_ATTRIBUTE_PATTERN),
+    Field(
+        description="An LDAP attribute name as the schema spells it (or its numeric OID)",
+        examples=["employeeID", "employeeNumber"],
+    ),
+]
+
+
+def _check_dn(dn: str, what: str) -> str:
+    """Given a distinguished name, return it; raise ValueError naming ``what`` if it does not
+    parse (RFC 4514). ldap3 is imported only when a directory system is validated."""
+    from ldap3.core.exceptions import LDAPInvalidDnError
+    from ldap3.utils.dn import parse_dn
+
+    if not dn.strip() or "\x00" in dn:
+        raise ValueError(f"{what} {dn!r} is not a distinguished name such as OU=Pupils,DC=school")
+    try:
+        parse_dn(dn, escape=False, strip=True)
+    except (LDAPInvalidDnError, ValueError, IndexError) as err:
+        raise ValueError(
+            f"{what} {dn!r} is not a distinguished name (RFC 4514: ATTR=VALUE,ATTR=VALUE, "
+            f"e.g. OU=Pupils,DC=school,DC=local): {err}"
+        ) from None
+    return dn
+
+
+def check_ldap_filter(text: str) -> str:
+    """Given a raw LDAP filter (RFC 4515), return it; raise ValueError saying why it does not
+    parse. A filter must be one parenthesised expression without NUL bytes."""
+    from ldap3.core.exceptions import LDAPInvalidFilterError
+    from ldap3.operation.search import parse_filter
+
+    if "\x00" in text:
+        raise ValueError("the filter holds a NUL byte: escape bytes of binary values as \\00")
+    try:
+        parse_filter(text, None, False, False, None, False)
+    except LDAPInvalidFilterError as err:
+        raise ValueError(
+            f"filter {text!r} does not parse ({err}): write one parenthesised expression "
+            "such as (&(objectClass=user)(department=Leerlingen)); escape * ( ) \\ as "
+            "\\2a \\28 \\29 \\5c"
+        ) from None
+    return text
+
+
+class ProtectFilter(_Strict):
+    """Accounts that are never touched, whatever a rule says (break-glass, service accounts)."""
+
+    filter: str = Field(
+        description="An LDAP filter (RFC 4515) matching the accounts to protect",
+        examples=["(sAMAccountName=breakglass*)", "(description=service account*)"],
+    )
+    reason: str | None = Field(
+        default=None, description="Why they are protected, shown in plans", examples=["break-glass"]
+    )
+
+    @field_validator("filter")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        return check_ldap_filter(text)
+
+
+class DirectoryConnection(_Strict):
+    """How to reach a directory (Active Directory or OpenLDAP). The password comes from the
+    named credential; plain LDAP or unverified TLS only when explicitly configured."""
+
+    servers: Annotated[list[str], _OneOrMany] = Field(
+        min_length=1,
+        description="ldaps:// or ldap:// URLs of the domain controllers or servers, tried in "
+        "order (failover); every one is read for lastLogon when a location asks for it",
+        examples=[["ldaps://dc1.school.local", "ldaps://dc2.school.local"]],
+    )
+    tls: Literal["ldaps", "starttls", "none"] | None = Field(
+        default=None,
+        description="ldaps (TLS from the start), starttls (upgrade an ldap:// connection) or "
+        "none (plain LDAP: password and data cross the network readable; warned on every run). "
+        "Default: ldaps for ldaps:// URLs, starttls for ldap:// URLs",
+    )
+    ca_file: str | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that sign the servers' certificates (absolute or "
+        "relative to the RoPA file); default: the system's CA store",
+    )
+    verify_tls: bool = Field(
+        default=True,
+        description="Verify the servers' certificates and names; false is warned on every run",
+    )
+    tls_server_name: str | None = Field(
+        default=None,
+        description="The name the certificates carry, when the servers are listed by address "
+        "(the certificate is still verified against the CA)",
+        examples=["dc1.school.local"],
+    )
+    bind_dn: str = Field(
+        description="The DN the sweeper binds as (a service account with delegated rights)",
+        examples=["CN=svc-sweeper,OU=Service,DC=school,DC=local"],
+    )
+    credential: Identifier = Field(description="Name of the credential that holds the password")
+    flavour: Literal["ad", "openldap"] = Field(
+        default="ad", description="ad (Active Directory, Samba AD) or openldap"
+    )
+    privileged_groups: list[str] = Field(
+        default_factory=lambda: list(AD_PRIVILEGED_GROUPS),
+        description="Groups (name or DN) whose members, nested ones included, are never "
+        "touched. A configured group that does not exist is an error",
+    )
+    protect: list[ProtectFilter] = Field(
+        default_factory=list,
+        description="Filters of accounts that are never touched (break-glass, service accounts)",
+    )
+    protect_admin_count: bool = Field(
+        default=True,
+        description="AD: also protect accounts with adminCount=1 (current or former members "
+        "of protected groups, as AdminSDHolder marks them)",
+    )
+    disable: dict[LdapAttribute, str] | None = Field(
+        default=None,
+        description="OpenLDAP: the attribute values that disable an account (set by the "
+        "disable action; an account holding all of them counts as disabled). AD always "
+        "sets bit 2 of userAccountControl",
+        examples=[{"pwdAccountLockedTime": "000001010000Z"}, {"loginShell": "/usr/sbin/nologin"}],
+    )
+    page_size: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Entries per page of a paged search (AD serves at most MaxPageSize, 1000)",
+    )
+    timeout: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="Seconds to wait for a server to connect or answer before it counts as down",
+    )
+
+    @field_validator("servers", "privileged_groups", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("protect", mode="before")
+    @classmethod
+    def _filters_as_text(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"filter": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("servers")
+    @classmethod
+    def _ldap_urls(cls, servers: list[str]) -> list[str]:
+        for url in servers:
+            if not re.fullmatch(r"ldaps?://[A-Za-z0-9.\-]+(?::\d{1,5})?/?", url, re.IGNORECASE):
+                if "@" in url:  # not echoed: it may hold a password
+                    raise ValueError(
+                        "a server URL holds a user or password: write ldaps://HOST[:PORT] and "
+                        "name the account in bind_dn, its password in credential"
+                    )
+                raise ValueError(
+                    f"{url!r} is not a server URL: write ldaps://HOST[:PORT] or ldap://HOST[:PORT] "
+                    "(no DN, filter or user in it)"
+                )
+        return servers
+
+    @field_validator("bind_dn")
+    @classmethod
+    def _bind_dn(cls, dn: str) -> str:
+        return _check_dn(dn, "bind_dn")
+
+    @model_validator(mode="after")
+    def _tls_fits(self) -> DirectoryConnection:
+        schemes = {url.split("://", 1)[0].lower() for url in self.servers}
+        if self.tls == "ldaps" and "ldap" in schemes:
+            raise ValueError("tls is ldaps but a server URL is ldap://: write ldaps:// URLs")
+        if self.tls in ("starttls", "none") and "ldaps" in schemes:
+            raise ValueError(
+                f"tls is {self.tls} but a server URL is ldaps://: write ldap:// URLs, or drop tls"
+            )
+        if self.tls is None and len(schemes) > 1:
+            raise ValueError("the servers mix ldap:// and ldaps://: use one scheme for all")
+        if self.flavour == "ad" and self.disable is not None:
+            raise ValueError(
+                "disable is for OpenLDAP: Active Directory accounts are disabled through "
+                "bit 2 of userAccountControl"
+            )
+        return self
+
+    @property
+    def tls_mode(self) -> str:
+        """ldaps, starttls or none: the configured mode, else the one the URLs imply."""
+        if self.tls is not None:
+            return self.tls
+        return "ldaps" if self.servers[0].lower().startswith("ldaps://") else "starttls"
+
+    @property
+    def insecure(self) -> str | None:
+        """Why the connection is not protected (warned on every run), or None."""
+        if self.tls_mode == "none":
+            return (
+                "plain LDAP (tls: none): the password and personal data cross the network readable"
+            )
+        if not self.verify_tls:
+            return (
+                "TLS without certificate verification (verify_tls: false): anyone on the path "
+                "can pose as the server and read the password"
+            )
+        return None
 
 
 class _SystemBase(_Strict):
@@ -345,7 +565,14 @@ class BucketSystem(_SystemBase):
     connection: BucketConnection
 
 
-System = Annotated[SqlSystem | FileShareSystem | BucketSystem, Field(discriminator="kind")]
+class DirectorySystem(_SystemBase):
+    kind: Literal["directory"]
+    connection: DirectoryConnection
+
+
+System = Annotated[
+    SqlSystem | FileShareSystem | BucketSystem | DirectorySystem, Field(discriminator="kind")
+]
 
 
 class Condition(_Strict):
@@ -357,17 +584,20 @@ class Condition(_Strict):
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> Condition:
-        if self.op in ("is null", "is not null"):
-            if self.value is not None:
-                raise ValueError(f"operator {self.op!r} takes no value")
-        elif self.op in ("in", "not in"):
-            if not isinstance(self.value, list) or not self.value:
-                raise ValueError(f"operator {self.op!r} needs a non-empty list as value")
-        elif self.value is None or isinstance(self.value, list):
-            raise ValueError(
-                f"operator {self.op!r} needs a single value (use 'is null' to match NULL)"
-            )
+        _check_value(self.op, self.value, ("is null", "is not null"), "use 'is null' to match NULL")
         return self
+
+
+def _check_value(op: str, value: Any, valueless: tuple[str, ...], missing: str) -> None:
+    """Raise ValueError if a condition's value does not fit its operator."""
+    if op in valueless:
+        if value is not None:
+            raise ValueError(f"operator {op!r} takes no value")
+    elif op in ("in", "not in"):
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"operator {op!r} needs a non-empty list as value")
+    elif value is None or isinstance(value, list):
+        raise ValueError(f"operator {op!r} needs a single value ({missing})")
 
 
 class SqlEvent(_Strict):
@@ -431,7 +661,14 @@ class MetadataClock(_Strict):
     )
 
 
-ClockName = Literal["created", "modified", "accessed", "mtime", "ctime", "atime"]
+class AttributeClock(_Strict):
+    """The clock starts at a date attribute of the account (directory): generalized time or
+    an AD large integer (pwdLastSet, accountExpires, an end-of-employment attribute)."""
+
+    attribute: LdapAttribute
+
+
+ClockName = Literal["created", "modified", "accessed", "mtime", "ctime", "atime", "last_login"]
 
 
 def _clock_kind(value: Any) -> str | None:
@@ -439,7 +676,12 @@ def _clock_kind(value: Any) -> str | None:
         return "name"
     if isinstance(value, dict):
         return next(
-            (k for k in ("column", "event", "path_date", "tag", "metadata") if k in value), None
+            (
+                k
+                for k in ("column", "event", "path_date", "tag", "metadata", "attribute")
+                if k in value
+            ),
+            None,
         )
     if isinstance(value, ColumnClock):
         return "column"
@@ -451,6 +693,8 @@ def _clock_kind(value: Any) -> str | None:
         return "tag"
     if isinstance(value, MetadataClock):
         return "metadata"
+    if isinstance(value, AttributeClock):
+        return "attribute"
     return None
 
 
@@ -460,13 +704,15 @@ Clock = Annotated[
     | Annotated[EventClock, Tag("event")]
     | Annotated[PathDateClock, Tag("path_date")]
     | Annotated[TagClock, Tag("tag")]
-    | Annotated[MetadataClock, Tag("metadata")],
+    | Annotated[MetadataClock, Tag("metadata")]
+    | Annotated[AttributeClock, Tag("attribute")],
     Discriminator(
         _clock_kind,
         custom_error_type="clock_kind",
         custom_error_message=(
-            "a clock is created, modified, accessed, mtime, ctime, atime, "
-            "{column: NAME}, {event: ID}, {path_date: GROUP}, {tag: KEY} or {metadata: NAME}"
+            "a clock is created, modified, accessed, mtime, ctime, atime, last_login, "
+            "{column: NAME}, {event: ID}, {path_date: GROUP}, {tag: KEY}, {metadata: NAME} "
+            "or {attribute: NAME}"
         ),
     ),
 ]
@@ -477,6 +723,8 @@ class Action(StrEnum):
     ANONYMISE = "anonymise"
     QUARANTINE = "quarantine"
     REVIEW = "review"
+    DISABLE = "disable"
+    MOVE = "move"
 
 
 class SourceKind(StrEnum):
@@ -707,6 +955,137 @@ def _compiles(name: str, regex: str | None) -> str | None:
     return regex
 
 
+class DirectoryCondition(_Strict):
+    """One structured filter condition on an attribute; its value is escaped (RFC 4515)."""
+
+    attribute: LdapAttribute
+    op: Literal["=", "!=", "<=", ">=", "in", "not in", "present", "absent"] = "="
+    value: str | int | bool | list[str | int | bool] | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            # Escaped or not, some servers (Samba) end the value at a NUL: 100001\x00 would
+            # match 100001. No attribute value a rule means holds one.
+            raise ValueError("the value holds a NUL byte, which no attribute value holds")
+        return value
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> DirectoryCondition:
+        missing = "use 'absent' to match a missing attribute"
+        _check_value(self.op, self.value, ("present", "absent"), missing)
+        return self
+
+
+class DirectoryLocation(_Strict):
+    """Accounts under a base DN, chosen by object class and conditions."""
+
+    kind: ClassVar[str] = "directory"
+    system: Identifier
+    base_dn: str = Field(
+        description="Where to search; accounts outside it are never touched",
+        examples=["OU=Leerlingen,DC=school,DC=local"],
+    )
+    scope: Literal["subtree", "one"] = Field(
+        default="subtree", description="subtree (the base and everything below) or one level"
+    )
+    object_class: LdapAttribute | None = Field(
+        default=None,
+        description="Object class of the accounts; default user (AD, computers excluded) or "
+        "inetOrgPerson (OpenLDAP)",
+    )
+    where: list[DirectoryCondition] = Field(
+        default_factory=list, description="Conditions, all of which must hold (values escaped)"
+    )
+    filter: str | None = Field(
+        default=None,
+        description="A raw LDAP filter ANDed with the conditions; parsed and checked before use",
+        examples=["(|(department=Leerlingen)(department=Cursisten))"],
+    )
+    subject: LdapAttribute | None = Field(
+        default=None,
+        description="Attribute holding the subject (student or staff number), for events and holds",
+        examples=["employeeID", "employeeNumber"],
+    )
+    report: Annotated[list[LdapAttribute], _OneOrMany] = Field(
+        default_factory=list,
+        description="Attributes shown in the plan's item details (they are personal data)",
+        examples=[["sAMAccountName", "department"]],
+    )
+    clock: Clock | None = Field(default=None, description="Overrides the rule's clock")
+    last_login_margin: Period = Field(
+        default_factory=lambda: Period(days=14),
+        description="Added to lastLogonTimestamp for the last_login clock: AD updates it only "
+        "every 9-14 days, so the real last logon may be that much later",
+    )
+    last_login_every_dc: bool = Field(
+        default=False,
+        description="For the last_login clock, read the exact, unreplicated lastLogon from "
+        "every listed server and take the latest (no margin); a server that does not answer "
+        "fails the scan",
+    )
+    staging_ou: str | None = Field(
+        default=None,
+        description="For the move action: the OU accounts are moved to",
+        examples=["OU=Vertrokken,DC=school,DC=local"],
+    )
+    anonymise: dict[LdapAttribute, str | None] = Field(
+        default_factory=dict,
+        description="For the anonymise action: attribute -> null (cleared) or a fixed value. "
+        "Hashing is refused. Clearing the naming attribute (cn) renames the account to its GUID",
+        examples=[{"displayName": None, "mail": None, "telephoneNumber": None}],
+    )
+    disabled_for: Period = Field(
+        default_factory=lambda: Period(days=30),
+        description="For the delete action: an account is first disabled, and deleted only "
+        "once it has been disabled this long (P0D: at the next execution)",
+    )
+
+    @property
+    def label(self) -> str:
+        """How plans, holds and the audit log name this location: ``system:base_dn``."""
+        return f"{self.system}:{self.base_dn}"
+
+    @field_validator("report", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("anonymise", mode="before")
+    @classmethod
+    def _list_clears(cls, value: Any) -> Any:
+        return dict.fromkeys(value) if isinstance(value, list) else value
+
+    @field_validator("anonymise")
+    @classmethod
+    def _no_hashing(cls, attributes: dict[str, str | None]) -> dict[str, str | None]:
+        for attribute, value in attributes.items():
+            if value is not None and _HASHING.match(value):
+                raise ValueError(
+                    f"attribute {attribute!r}: a hash is not anonymisation (it can be linked "
+                    "back to the person: pseudonymous data, still personal data, GDPR "
+                    "recital 26). Use null or a fixed value"
+                )
+        return attributes
+
+    @field_validator("base_dn")
+    @classmethod
+    def _base_dn(cls, dn: str) -> str:
+        return _check_dn(dn, "base_dn")
+
+    @field_validator("staging_ou")
+    @classmethod
+    def _staging_ou(cls, dn: str | None) -> str | None:
+        return _check_dn(dn, "staging_ou") if dn is not None else None
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_parses(cls, text: str | None) -> str | None:
+        return check_ldap_filter(text) if text is not None else None
+
+
 def _location_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         if "table" in value:
@@ -715,6 +1094,8 @@ def _location_kind(value: Any) -> str | None:
             return "fileshare"
         if "bucket" in value:
             return "bucket"
+        if "base_dn" in value:
+            return "directory"
         return None
     if isinstance(value, SqlLocation):
         return "sql"
@@ -722,19 +1103,23 @@ def _location_kind(value: Any) -> str | None:
         return "fileshare"
     if isinstance(value, BucketLocation):
         return "bucket"
+    if isinstance(value, DirectoryLocation):
+        return "directory"
     return None
 
 
 Location = Annotated[
     Annotated[SqlLocation, Tag("sql")]
     | Annotated[FileLocation, Tag("fileshare")]
-    | Annotated[BucketLocation, Tag("bucket")],
+    | Annotated[BucketLocation, Tag("bucket")]
+    | Annotated[DirectoryLocation, Tag("directory")],
     Discriminator(
         _location_kind,
         custom_error_type="location_kind",
         custom_error_message=(
             "cannot tell what kind of location this is: a SQL location names a 'table', "
-            "a file-share location names 'include' patterns, a bucket location a 'bucket'"
+            "a file-share location names 'include' patterns, a bucket location a 'bucket', "
+            "a directory location a 'base_dn'"
         ),
     ),
 ]
@@ -943,7 +1328,9 @@ class Ropa(_Strict):
     def _known_timezone(cls, tz: str) -> str:
         return _check_timezone(tz)
 
-    def system(self, system_id: str) -> SqlSystem | FileShareSystem | BucketSystem | None:
+    def system(
+        self, system_id: str
+    ) -> SqlSystem | FileShareSystem | BucketSystem | DirectorySystem | None:
         return next((s for s in self.systems if s.id == system_id), None)
 
     def event(self, event_id: str) -> SqlEvent | None:

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from cli_run import Run
 from test_cli_plan import sqlite_checksum, tree_checksum
 
 ROPA = """\

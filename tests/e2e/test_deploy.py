@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from cli_run import Run
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = ("sweeper.service", "sweeper-oneshot.service", "sweeper.timer")

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from cli_run import Run
 from prometheus_client.parser import text_string_to_metric_families
 
 

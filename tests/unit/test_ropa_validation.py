@@ -13,6 +13,7 @@ import yaml
 
 from sweeper.errors import Problem, RopaInvalid
 from sweeper.ropa import load_ropa, ropa_digest
+from sweeper.ropa.model import SystemKind
 
 INVALID = Path(__file__).parent / "ropa_invalid"
 DEMO = Path(__file__).parents[2] / "sweeper" / "demo" / "ropa.yaml"
@@ -563,7 +564,7 @@ def test_system_without_kind_lists_the_kinds(tmp_path: Path) -> None:
     problem = only_problem(path)
     assert (problem.path, problem.message) == (
         "systems[0].kind",
-        "kind is missing: use one of 'sql', 'fileshare', 'bucket'",
+        "kind is missing: use one of " + ", ".join(repr(k.value) for k in SystemKind),
     )
 
 
