@@ -217,6 +217,14 @@ class _Runner:
         holds = HoldIndex.load(self.store, self.now)
         if hold := holds.location_hold(target.system.id, loc["label"]):
             return self._block(result, f"held as a whole: {hold.explain()}")
+        if loc["outcome"] == "failed":
+            # Its items are only those found before the scan stopped: the population the
+            # limits are measured against is incomplete, so nothing there is acted on.
+            return self._block(
+                result,
+                f"its scan failed part-way ({loc['error']}), so the plan lists only part of "
+                "it and its limits cannot be checked: make a new plan once the system answers",
+            )
         if problem := self._limits(target, loc, due):
             return self._block(result, problem)
         try:

@@ -33,12 +33,14 @@ class FakeConnector(Connector):
     acted: ClassVar[list[tuple[str, str, str]]] = []  # (table, action, key), in order
     fail_keys: ClassVar[set[str]] = set()
     stop_after: ClassVar[int | None] = None  # act raises after yielding this many outcomes
+    scan_stops_after: ClassVar[int | None] = None  # scan raises after yielding this many items
 
     @classmethod
     def reset(cls) -> None:
         cls.items, cls.findings, cls.events = {}, {}, {}
         cls.unreachable, cls.invalid_tables, cls.requests = set(), set(), []
         cls.acted, cls.fail_keys, cls.stop_after = [], set(), None
+        cls.scan_stops_after = None
 
     def check(self) -> None:
         if self.system.id in self.unreachable:
@@ -56,9 +58,10 @@ class FakeConnector(Connector):
         key = (self.system.id, location.table)
         yield from self.findings.get(key, [])
         later = [i for i in self.items.get(key, []) if _after(i, request.cutoff)]
-        for item in self.items.get(key, []):
-            if item not in later:
-                yield item
+        for n, item in enumerate(i for i in self.items.get(key, []) if i not in later):
+            if self.scan_stops_after is not None and n >= self.scan_stops_after:
+                raise SystemUnreachable(self.system.id, "connection lost mid-scan (fake)")
+            yield item
         if later:
             clocks = [i.clock for i in later if i.clock is not None]
             yield NotDueSummary(len(later), min(clocks) if clocks else None, 0)

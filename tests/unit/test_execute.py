@@ -427,3 +427,18 @@ def test_release_is_taken_back_when_the_audit_log_refuses_it(env: Env) -> None:
     with pytest.raises(AuditError):
         release(env.store, hold.id, by="fg", reason="closed", now=NOW, audit=env.audit)
     assert [h.id for h in all_holds(env.store) if h.active(NOW)] == [hold.id]
+
+
+def test_location_whose_scan_failed_part_way_is_not_acted_on(env: Env) -> None:
+    """A location scanned only in part is blocked: its limits were measured on a part."""
+    FakeConnector.scan_stops_after = 1
+    plan_id = env.plan()
+    FakeConnector.scan_stops_after = None
+    rows = [i["key"] for i in env.store.items(plan_id)]
+    assert "g1" in rows and "g2" not in rows  # the plan kept what the scan found first
+    env.approve(plan_id)
+    result = env.execute(plan_id)
+    grades = next(loc for loc in result.locations if loc.label == "sis:grades")
+    assert grades.outcome == "blocked"
+    assert grades.reason is not None and "its scan failed part-way" in grades.reason
+    assert acted("grades") == []
