@@ -175,7 +175,7 @@ class DiscoverySettings(BaseModel):
     exact_count_below: int = Field(
         default=100_000,
         ge=0,
-        description="SQL: a table whose catalog estimate is below this is counted exactly "
+        description="A SQL table whose catalog estimate is below this is counted exactly "
         "(COUNT(*)); larger ones keep the estimate",
     )
     stale_after: Annotated[Period, NoDecode] = Field(
