@@ -313,6 +313,8 @@ maxsize 268435456
 # entries is refused, so only a paged search reads a larger location.
 limits dn.exact="cn=sweeper,{base}" size.soft=3 size.hard=3 size.prtotal=unlimited
 access to attrs=userPassword by self write by anonymous auth by * none
+# What is below an OU named "closed" the sweeper may not read (an OU it cannot inspect).
+access to dn.regex="^.+,ou=closed,ou=[^,]+,{base}$" by dn.exact="cn=sweeper,{base}" none by * read
 access to * by dn.exact="cn=sweeper,{base}" write by * read
 overlay ppolicy
 ppolicy_default "cn=default,ou=policies,{base}"
