@@ -1,11 +1,11 @@
-"""Directory discovery's pure parts: reading an OU's DACL for the List Contents right, and the
-exclude patterns."""
+"""Directory discovery's pure parts: reading an OU's DACL for the List Contents right, the
+exclude patterns, and which attributes a sample never reads."""
 
 from __future__ import annotations
 
 import pytest
 
-from connectors._directorydiscovery import _matches, _pattern, dacl_allows
+from connectors._directorydiscovery import _BOOKKEEPING, _SECRET, _matches, _pattern, dacl_allows
 
 ME = "S-1-5-21-1-2-3-1105"
 USERS = "S-1-5-11"
@@ -81,3 +81,32 @@ def test_exclude_patterns_match_a_whole_dn_or_any_rdn() -> None:
     assert not _matches(whole, ("ou=oud", "dc=school", "dc=local"))
     assert _matches(_pattern("OU=Test*"), ("ou=testklas", "dc=school"))
     assert not _matches(_pattern("OU=Test*"), ("ou=klas", "ou=test", "dc=school"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "userPassword",
+        "unicodePwd",
+        "ntPwdHistory",
+        "supplementalCredentials",
+        "ms-Mcs-AdmPwd",
+        "msLAPS-Password",
+        "msFVE-RecoveryPassword",
+        "sambaNTPassword",
+        "pwdHistory",
+        "krbPrincipalKey",
+        "userPKCS12",
+    ],
+)
+def test_secret_attributes_are_never_sampled(name: str) -> None:
+    """Passwords, their hashes, LAPS and BitLocker recovery passwords and keys are secrets."""
+    assert _SECRET.search(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["mail", "employeeID", "employeeNumber", "telephoneNumber", "description", "info"]
+)
+def test_personal_attributes_are_sampled(name: str) -> None:
+    """The attributes that hold personal data are neither secret nor bookkeeping."""
+    assert not _SECRET.search(name) and name.lower() not in _BOOKKEEPING

@@ -4,6 +4,8 @@ models and connectors that reach them."""
 from __future__ import annotations
 
 import secrets
+import shutil
+import subprocess
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -128,6 +130,31 @@ class Directory:
                 conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["entryUUID"])
                 key = conn.response[0]["raw_attributes"]["entryUUID"][0].decode()
         return Account(dn, key)
+
+    def closed_ou(self) -> str:
+        """Add an OU "closed" holding one account, whose contents the sweeper's account may
+        not see: on AD a deny of List Contents to it in the OU's DACL (set with samba-tool
+        dsacl, as an administrator would), on OpenLDAP by slapd.conf's ACL for that name."""
+        closed = self.sub_ou("closed")
+        self.user("Verborgen", parent=closed, attributes={"mail": "verborgen@example.nl"})
+        if self.flavour == "ad":
+            assert isinstance(self.server, SambaDC)
+            sid = self.read(self.server.sweeper_dn, "objectSid")
+            assert sid is not None
+            tool = shutil.which("samba-tool") or "/usr/bin/samba-tool"
+            subprocess.run(
+                [
+                    tool,
+                    "dsacl",
+                    "set",
+                    f"--URL={self.server.folder / 'private' / 'sam.ldb'}",
+                    f"--objectdn={closed}",
+                    f"--sddl=(D;CI;LC;;;{sid['objectSid']})",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        return closed
 
     def read(self, dn: str, *attributes: str) -> dict[str, list[Any]] | None:
         """Return the entry's attributes as the admin sees them, or None if it is gone."""
