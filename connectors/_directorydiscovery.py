@@ -404,7 +404,7 @@ class _Walk:
                 details={
                     "extent": store.extent,
                     "depth": self.depth,
-                    "count": "exact",
+                    "count": "exact" if store.items is not None else None,
                     "own": store.own,
                     "disabled": store.disabled,
                 },
