@@ -76,7 +76,6 @@ if TYPE_CHECKING:
 
 _MARGIN: Final = timedelta(days=14)  # a last logon may be recorded this late (AD)
 _MAX_TEXT: Final = 4096
-_SD_FLAGS: Final = "1.2.840.113556.1.4.801"
 _LIST_CONTENTS: Final = 0x4
 # AD's mapping of the generic rights (MS-ADTS 5.1.3.3.1): read, write, execute, all.
 _GENERIC: Final = {
@@ -182,9 +181,12 @@ def _context_id(connector: DirectoryConnector, context: str) -> str:
     ids: dict[str, str] = connector._discovery.setdefault("context_ids", {})
     if context not in ids:
         key = connector._key_attribute
-        entry = connector._search_one(
-            connector._connect(), context, "(objectClass=*)", "BASE", [key], "naming context"
-        )
+        try:
+            entry = connector._search_one(
+                connector._connect(), context, "(objectClass=*)", "BASE", [key], "naming context"
+            )
+        except LocationInvalid:
+            entry = None  # a suffix without an entry of its own
         raw = (entry or {}).get("raw_attributes", {})
         found = connector._key(raw) if raw.get(key) else None
         ids[context] = found or f"{connector._url}/{','.join(_normal(context))}"
@@ -230,9 +232,7 @@ def coverage(
         if location.scope == "one":
             if place != base:
                 return NONE
-            own = details.get("own")
-            whole = not subtree or (own is not None and own == store.items)
-            result = FULL if whole else PARTIAL
+            result = FULL if not subtree or details.get("below") == 0 else PARTIAL
         else:
             result = FULL
     elif subtree and base[: len(place)] == place:
@@ -262,7 +262,7 @@ class _Store:
     where: str
     extent: str
     items: int | None = 0  # None: its accounts cannot be seen
-    own: int = 0  # accounts directly in it
+    below: int = 0  # accounts in the OUs below it (extent subtree)
     stale: int = 0
     disabled: int = 0
     oldest: datetime | None = None
@@ -367,8 +367,8 @@ class _Walk:
             last = connector._read_time(attrs[self.logon][0], connector._ad, UTC)
         assert store.items is not None
         store.items += 1
-        if node.normal == node.store:
-            store.own += 1
+        if node.normal != node.store:
+            store.below += 1
         seen = (last + _MARGIN) if last else made
         if seen is not None and seen < self.stale_before:
             store.stale += 1
@@ -405,7 +405,7 @@ class _Walk:
                     "extent": store.extent,
                     "depth": self.depth,
                     "count": "exact" if store.items is not None else None,
-                    "own": store.own,
+                    "below": store.below,
                     "disabled": store.disabled,
                 },
             )
