@@ -7,8 +7,9 @@ Stores
     directory's default naming context) is a store of kind ``ou``. One at ``depth`` counts the
     accounts of its whole subtree (``extent: subtree``); one above counts only its own
     accounts (``extent: one``), its sub-OUs being stores of their own. The base is level 0.
-    An OU without accounts is listed with none. Accounts are AD users without computers, or
-    OpenLDAP ``inetOrgPerson`` entries, as a location's default object class selects them.
+    An OU without accounts is listed with none, unless it holds sub-OUs: then it is
+    structure. Accounts are AD users without computers, or OpenLDAP ``inetOrgPerson``
+    entries, as a location's default object class selects them.
     Each store has its accounts, how many are stale (no logon, or never logged on and created,
     before ``stale_after``; a last logon counts 14 days later, as AD records it that late), how
     many are disabled, and the oldest and newest account's creation. OUs matching ``exclude``
@@ -393,7 +394,12 @@ class _Walk:
             yield ScanFinding("uninspectable", store.where if store else dn, reason)
 
     def found(self) -> Iterator[DiscoveredStore]:
-        for _, store in sorted(self.stores.items(), key=lambda s: tuple(reversed(s[0]))):
+        """Yield the stores, top down; an OU that holds only sub-OUs (which are stores of their
+        own) is structure, no store."""
+        parents = {normal[1:] for normal in self.stores}
+        for normal, store in sorted(self.stores.items(), key=lambda s: tuple(reversed(s[0]))):
+            if store.items == 0 and normal in parents:
+                continue
             yield DiscoveredStore(
                 "ou",
                 store.where,

@@ -149,6 +149,7 @@ def test_a_location_covers_the_ous_its_base_and_scope_reach(ad: Directory) -> No
     with ad.admin as conn:
         conn.add(klas, ["organizationalUnit"])
     ad.user("Jan", parent=klas)
+    ad.user("Els", parent=pupils)
     found, _ = discover(ad, depth=2)
     folded, _ = discover(ad, depth=0)
     with ad.connector() as connector:
@@ -186,3 +187,17 @@ def test_the_same_directory_through_another_server_is_the_same_place(
         place = openldap.locate(elsewhere[other])
         assert place[:2] != samba.locate(store)[:2]
         assert samba.coverage(ad.location(base_dn=ad.server.base), place, store) == NONE
+
+
+def test_an_ou_holding_only_sub_ous_is_no_store(ldap: Directory) -> None:
+    """An OU without accounts of its own whose sub-OUs are stores is structure, not listed;
+    an empty OU without sub-OUs is listed with no accounts."""
+    school = ldap.sub_ou("School")
+    pupils = f"ou=Leerlingen,{school}"
+    with ldap.admin as conn:
+        conn.add(pupils, ["organizationalUnit"])
+    ldap.user("Jan", parent=pupils)
+    empty = ldap.sub_ou("Leeg")
+    found, _ = discover(ldap, depth=2)
+    assert school not in found and ldap.ou not in found
+    assert (found[pupils].items, found[empty].items) == (1, 0)
