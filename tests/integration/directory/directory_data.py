@@ -4,7 +4,6 @@ models and connectors that reach them."""
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import ldap3
-from directory_servers import SWEEPER_PASSWORD, SambaDC, Slapd
+from directory_servers import SWEEPER_PASSWORD, SambaDC, Slapd, _need
 from pydantic import SecretStr, TypeAdapter
 
 from connectors.base import ConnectorContext, ScannedItem, ScanOutput, ScanRequest
@@ -141,10 +140,9 @@ class Directory:
             assert isinstance(self.server, SambaDC)
             sid = self.read(self.server.sweeper_dn, "objectSid")
             assert sid is not None
-            tool = shutil.which("samba-tool") or "/usr/bin/samba-tool"
             subprocess.run(
                 [
-                    tool,
+                    _need("samba-tool"),
                     "dsacl",
                     "set",
                     f"--URL={self.server.folder / 'private' / 'sam.ldb'}",
