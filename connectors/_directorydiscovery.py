@@ -69,7 +69,7 @@ from connectors.base import (
     SampleRequest,
     ScanFinding,
 )
-from sweeper.errors import ConnectorError, LocationInvalid
+from sweeper.errors import ConnectorError, LocationInvalid, SystemUnreachable
 from sweeper.ropa.model import DirectoryLocation
 
 if TYPE_CHECKING:
@@ -475,16 +475,17 @@ def _hidden(connector: DirectoryConnector, dn: str) -> str | None:
                 ["nTSecurityDescriptor"],
                 security_descriptor_control(sdflags=0x4),
             )
+            raw = ((entry or {}).get("raw_attributes") or {}).get("nTSecurityDescriptor")
+            if not raw:
+                return (
+                    f"OU {dn} cannot be inspected: its permissions cannot be read, so whether "
+                    "it holds accounts the sweeper's account may not see is unknown"
+                )
+            allowed = dacl_allows(raw[0], _token(connector), _LIST_CONTENTS)
+        except SystemUnreachable:
+            raise
         except ConnectorError as err:
             return f"OU {dn} cannot be inspected: {err}"
-        raw = ((entry or {}).get("raw_attributes") or {}).get("nTSecurityDescriptor")
-        if not raw:
-            return (
-                f"OU {dn} cannot be inspected: its permissions cannot be read, so whether it "
-                "holds accounts the sweeper's account may not see is unknown"
-            )
-        try:
-            allowed = dacl_allows(raw[0], _token(connector), _LIST_CONTENTS)
         except ValueError as err:
             return f"OU {dn} cannot be inspected: its security descriptor does not parse ({err})"
         if allowed:
@@ -495,14 +496,15 @@ def _hidden(connector: DirectoryConnector, dn: str) -> str | None:
         )
     try:
         entry = _base_entry(connector, conn, dn, ["hasSubordinates"], None)
+        flag = ((entry or {}).get("raw_attributes") or {}).get("hasSubordinates")
+        if not flag or flag[0].upper() != b"TRUE":
+            return None
+        if _first_page(connector, conn, dn, "(objectClass=*)", "one", ["1.1"], 1, False):
+            return None  # entries that are no accounts (groups, say)
+    except SystemUnreachable:
+        raise
     except ConnectorError as err:
         return f"OU {dn} cannot be inspected: {err}"
-    flag = ((entry or {}).get("raw_attributes") or {}).get("hasSubordinates")
-    if not flag or flag[0].upper() != b"TRUE":
-        return None
-    below = _first_page(connector, conn, dn, "(objectClass=*)", "one", ["1.1"], 1, False)
-    if below:
-        return None  # entries that are no accounts (groups, say)
     return (
         f"OU {dn} cannot be inspected: the server has entries below it that the sweeper's "
         "account may not see"
@@ -537,7 +539,7 @@ def _token(connector: DirectoryConnector) -> frozenset[str]:
     cached: frozenset[str] | None = connector._discovery.get("token")
     if cached is not None:
         return cached
-    from connectors.directory import _sid_text
+    from connectors.directory import _sid_text, escape_value
 
     conn = connector._connect()
     entry = _base_entry(
@@ -548,7 +550,8 @@ def _token(connector: DirectoryConnector) -> frozenset[str]:
     sids.update(_WELL_KNOWN_SIDS)
     root = connector._root or ""
     members = "".join(
-        f"(member=CN={sid},CN=ForeignSecurityPrincipals,{root})" for sid in _WELL_KNOWN_SIDS
+        f"(member={escape_value(f'CN={sid},CN=ForeignSecurityPrincipals,{root}')})"
+        for sid in _WELL_KNOWN_SIDS
     )
     for group in connector._search(
         conn, root, f"(&(objectClass=group)(|{members}))", "subtree", ["objectSid"], "token"
@@ -635,7 +638,8 @@ def sample(connector: DirectoryConnector, request: SampleRequest) -> Iterator[Sa
             lowered = spelled.lower()
             if lowered not in _BOOKKEEPING and not _SECRET.search(lowered):
                 names.setdefault(lowered, spelled)
-    if not names:
+    if not names:  # bookkeeping only: the accounts were read, and hold nothing to detect
+        yield Sample(store.where, None, [], [[] for _ in typed])
         return
     schema = connector._read_schema()
     syntaxes = {

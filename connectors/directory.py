@@ -108,7 +108,6 @@ _IN_CHAIN = "1.2.840.113556.1.4.1941"
 _GENERALIZED_TIME = "1.3.6.1.4.1.1466.115.121.1.24"
 _LARGE_INTEGER = "1.2.840.113556.1.4.906"
 _INTEGER = "1.3.6.1.4.1.1466.115.121.1.27"
-_DEFAULT_MARGIN = timedelta(days=14)
 
 # AD well-known RIDs of the default privileged groups (their names are localised).
 _WELL_KNOWN = {"domain admins": 512, "enterprise admins": 519, "administrators": 544}
