@@ -91,8 +91,9 @@ class Directory:
 
     # -- data ------------------------------------------------------------------------------
 
-    def sub_ou(self, name: str) -> str:
-        dn = f"{'OU' if self.flavour == 'ad' else 'ou'}={name},{self.ou}"
+    def sub_ou(self, name: str, parent: str | None = None) -> str:
+        """Add an OU named ``name`` under the test's OU (or ``parent``); return its DN."""
+        dn = f"{'OU' if self.flavour == 'ad' else 'ou'}={name},{parent or self.ou}"
         with self.admin as conn:
             conn.add(dn, ["organizationalUnit"])
         return dn

@@ -67,9 +67,7 @@ def test_ous_below_the_depth_count_in_their_ancestor(ad: Directory) -> None:
     """With depth 1, an OU one level below the base counts the accounts of its sub-OUs
     (extent subtree); the sub-OUs are no stores of their own; the base counts its own."""
     pupils = ad.sub_ou("Leerlingen")
-    klas = f"OU=4a,{pupils}"
-    with ad.admin as conn:
-        conn.add(klas, ["organizationalUnit"])
+    klas = ad.sub_ou("4a", parent=pupils)
     ad.user("Jan", parent=pupils)
     ad.user("Piet", parent=klas)
     ad.user("Kees", parent=klas)
@@ -145,9 +143,7 @@ def test_a_location_covers_the_ous_its_base_and_scope_reach(ad: Directory) -> No
     one-level location does not reach sub-OUs, and covers only part of an OU counting its
     subtree; so does a base inside such an OU."""
     pupils = ad.sub_ou("Leerlingen")
-    klas = f"OU=4a,{pupils}"
-    with ad.admin as conn:
-        conn.add(klas, ["organizationalUnit"])
+    klas = ad.sub_ou("4a", parent=pupils)
     ad.user("Jan", parent=klas)
     ad.user("Els", parent=pupils)
     found, _ = discover(ad, depth=2)
@@ -193,9 +189,7 @@ def test_an_ou_holding_only_sub_ous_is_no_store(ldap: Directory) -> None:
     """An OU without accounts of its own whose sub-OUs are stores is structure, not listed;
     an empty OU without sub-OUs is listed with no accounts."""
     school = ldap.sub_ou("School")
-    pupils = f"ou=Leerlingen,{school}"
-    with ldap.admin as conn:
-        conn.add(pupils, ["organizationalUnit"])
+    pupils = ldap.sub_ou("Leerlingen", parent=school)
     ldap.user("Jan", parent=pupils)
     empty = ldap.sub_ou("Leeg")
     found, _ = discover(ldap, depth=2)
