@@ -63,7 +63,7 @@ class Estate:
     values: list[str]  # every personal value in the estate: none may be kept anywhere
 
     def ropa(self, **changes: Any) -> None:
-        """Write the RoPA, with the systems, activities or discovery section changed."""
+        """Write the RoPA: more systems, or another discovery section, where given."""
         ad = self.ad
         system = {
             "id": "ad",
