@@ -186,6 +186,7 @@ def requests_per_thousand(folder: Path, dc: SambaDC, ou: str) -> tuple[int, int]
 
     from sweeper import approve as approval
     from sweeper import execute as execution
+    from sweeper.audit import AuditLog
     from sweeper.plan import PlanOptions, build_plan
     from sweeper.ropa import load_ropa
     from sweeper.settings import Settings
@@ -218,6 +219,7 @@ def requests_per_thousand(folder: Path, dc: SambaDC, ou: str) -> tuple[int, int]
             only=(),
             now=now,
             current_digest=loaded.digest,
+            audit=AuditLog.open(settings, store),
         )
         made.clear()
         result = execution.execute(

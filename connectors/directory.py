@@ -65,6 +65,8 @@ from connectors.base import (
     LocationModel,
     NotDueSummary,
     Outcome,
+    Sample,
+    SampleRequest,
     ScanFinding,
     ScannedItem,
     ScanOutput,
@@ -106,7 +108,6 @@ _IN_CHAIN = "1.2.840.113556.1.4.1941"
 _GENERALIZED_TIME = "1.3.6.1.4.1.1466.115.121.1.24"
 _LARGE_INTEGER = "1.2.840.113556.1.4.906"
 _INTEGER = "1.3.6.1.4.1.1466.115.121.1.27"
-_DEFAULT_MARGIN = timedelta(days=14)
 
 # AD well-known RIDs of the default privileged groups (their names are localised).
 _WELL_KNOWN = {"domain admins": 512, "enterprise admins": 519, "administrators": 544}
@@ -415,6 +416,7 @@ class DirectoryConnector(Connector):
         self._protection: _Protection | None = None
         self._locations: dict[tuple[str, str], _Location] = {}
         self._controls: frozenset[str] = frozenset()
+        self._discovery: dict[str, Any] = {}  # naming contexts, their ids, the bind token
         self.round_trips = 0
         """LDAP requests sent (binds, searches, pages, writes), for benchmarks."""
 
@@ -1442,52 +1444,41 @@ class DirectoryConnector(Connector):
             return "an account with that name already exists in the staging OU"
         return description + (f": {message}" if message else "")
 
-    # -- discovery ------------------------------------------------------------------------
+    # -- discovery (see connectors._directorydiscovery) ---------------------------------
 
     def discover(self, request: DiscoverRequest) -> Iterator[DiscoveredStore | ScanFinding]:
-        """Stream one store of kind ``ou`` per OU or container that holds accounts (and per
-        empty OU), with the number of accounts, how many are stale (no logon, or never
-        logged on and created, before ``stale_after``; a last logon counts 14 days later, as
-        AD may record it that late) and their oldest and newest creation. Every OU below the
-        base is listed, whatever ``request.depth``: a directory has few."""
-        if self._root is None:
-            self.check()
-        conn = self._connect()
-        base = request.base or self._root or ""
-        stale_before = request.now - request.stale_after
-        object_class = (
-            "(&(objectClass=user)(!(objectClass=computer)))"
-            if self._ad
-            else "(objectClass=inetOrgPerson)"
-        )
-        created = "whenCreated" if self._ad else "createTimestamp"
-        logon = "lastLogonTimestamp" if self._ad else "authTimestamp"
-        stores: dict[str, list[Any]] = {}
-        for entry in self._search(
-            conn, base, "(objectClass=organizationalUnit)", "subtree", ["1.1"], "listing OUs"
-        ):
-            stores.setdefault(entry["dn"], [0, 0, None, None])
-        for entry in self._search(
-            conn, base, object_class, "subtree", [created, logon], "counting accounts"
-        ):
-            parent = _split_dn(entry["dn"])[1]
-            counts = stores.setdefault(parent, [0, 0, None, None])
-            attrs = entry["raw_attributes"]
-            made = generalized_time(attrs[created][0].decode(), UTC) if attrs.get(created) else None
-            last = None
-            if attrs.get(logon):
-                last = self._read_time(attrs[logon][0], self._ad, UTC)
-            counts[0] += 1
-            seen = (last + _DEFAULT_MARGIN) if last else made
-            if seen is not None and seen < stale_before:
-                counts[1] += 1
-            if made is not None:
-                counts[2] = made if counts[2] is None else min(counts[2], made)
-                counts[3] = made if counts[3] is None else max(counts[3], made)
-        for where, (items, stale, oldest, newest) in sorted(stores.items()):
-            yield DiscoveredStore(
-                "ou", where, items=items, oldest=oldest, newest=newest, stale=stale
-            )
+        """Stream the OUs down to ``request.depth`` below the base with their accounts, stale
+        and disabled accounts and age, and an ``uninspectable`` finding for each OU whose
+        contents the bind account may not see. Raise LocationInvalid if the base is missing."""
+        from connectors import _directorydiscovery
+
+        return _directorydiscovery.discover(self, request)
+
+    def sample(self, request: SampleRequest) -> Iterator[Sample | ScanFinding]:
+        """Read the text attributes of up to ``request.rows`` accounts of a discovered OU
+        (bookkeeping attributes left out, secrets never requested)."""
+        from connectors import _directorydiscovery
+
+        return _directorydiscovery.sample(self, request)
+
+    def scope(self, request: DiscoverRequest) -> tuple[str, ...]:
+        """Return the place discovery reaches: the base DN in this directory."""
+        from connectors import _directorydiscovery
+
+        return _directorydiscovery.scope(self, request)
+
+    def locate(self, store: DiscoveredStore) -> tuple[str, ...]:
+        """Return an OU's place: ``("directory", naming context GUID, *RDNs top down)``."""
+        from connectors import _directorydiscovery
+
+        return _directorydiscovery.locate(self, store)
+
+    def coverage(self, location: Any, place: tuple[str, ...], store: DiscoveredStore) -> str:
+        """Return whether the location's base DN and scope reach the OU at ``place``, fully
+        or (conditions, a filter, an object class of its own) partly."""
+        from connectors import _directorydiscovery
+
+        return _directorydiscovery.coverage(self, location, place, store)
 
 
 def _names(definition: str) -> list[str]:

@@ -1040,7 +1040,9 @@ def suggest(loaded: LoadedRopa, record: dict[str, Any]) -> str:
         "it an activity of its own (name, purposes, legal_basis, retention, locations)."
     )
     system_id = record["system"]
-    if record["kind"] == "table" and system is not None and system.kind == "sql":
+    if record["kind"] == "ou" and system is not None and system.kind == "directory":
+        lines += _suggest_ou(record, system_id, details, detections)
+    elif record["kind"] == "table" and system is not None and system.kind == "sql":
         database = details.get("database")
         if database:
             from sqlalchemy.engine import make_url
@@ -1098,3 +1100,17 @@ def suggest(loaded: LoadedRopa, record: dict[str, Any]) -> str:
             f"- system: {system_id}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _suggest_ou(
+    record: dict[str, Any], system_id: str, details: dict[str, Any], detections: dict[str, Any]
+) -> list[str]:
+    """Given an OU's finding, return the lines of a directory location for it."""
+    subject = next(iter((detections.get("student_number") or {}).get("names", [])), None)
+    lines = [f"- system: {system_id}", f"  base_dn: {json.dumps(record['where'])}"]
+    if details.get("extent") == "one":
+        lines.append("  scope: one   # its own accounts; the OUs below it are stores of their own")
+    if subject:
+        lines.append(f"  subject: {json.dumps(subject)}   # the student or staff number")
+    lines.append("  clock: last_login   # check: or created, {attribute: NAME}, {event: ID}")
+    return lines

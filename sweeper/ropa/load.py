@@ -636,6 +636,8 @@ def _discovery_problems(
                 (*here, "base"),
                 "base must be a folder below the share's root, relative, without '..'",
             )
+        if system.kind == "directory":
+            yield from _directory_target_problems(target, here)
     names: dict[str, int] = {}
     for i, pattern in enumerate(discovery.patterns):
         if pattern.id in VALUE_DETECTORS:
@@ -650,6 +652,32 @@ def _discovery_problems(
                 f"pattern {pattern.id!r} is already defined (patterns[{names[pattern.id]}])",
             )
         names.setdefault(pattern.id, i)
+
+
+def _directory_target_problems(target: Any, here: Loc) -> Iterator[tuple[Loc, str]]:
+    """Yield (where, message) for a directory target's settings that do not fit a directory:
+    a base that is no DN, an exclude pattern that names no RDN, file-sample bounds."""
+    from sweeper.ropa.model import _check_dn
+
+    if target.base is not None:
+        try:
+            _check_dn(target.base, "base")
+        except ValueError as err:
+            yield (*here, "base"), str(err)
+    for j, pattern in enumerate(target.exclude):
+        if not all("=" in part or part.strip() == "*" for part in pattern.split(",")):
+            yield (
+                (*here, "exclude", j),
+                f"{pattern!r} is no DN pattern: for a directory, exclude OUs by a DN with * "
+                "(OU=Test*,DC=school,DC=local) or by an RDN anywhere below the base (OU=Oud*)",
+            )
+    for name in ("sample_bytes", "sample_files"):
+        if getattr(target, name) is not None:
+            yield (
+                (*here, name),
+                f"{name} is for files; a directory's sample is bounded by sample_rows "
+                "(accounts read per OU)",
+            )
 
 
 def _action_problems(location: Any, action: Action, system: Any) -> Iterator[tuple[Loc, str]]:

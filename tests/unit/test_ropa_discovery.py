@@ -119,3 +119,62 @@ def test_discovery_is_given_once_in_a_folder_and_leaves_the_digest_alone(tmp_pat
         load_ropa(folder)
     assert [p.path for p in caught.value.problems] == ["discovery"]
     assert "already given" in caught.value.problems[0].message
+
+
+DIRECTORY = (
+    "  - {id: ad, name: AD, kind: directory, owner: IT, connection: "
+    '{servers: "ldaps://dc1.school.local", bind_dn: "CN=svc,DC=school,DC=local", '
+    "credential: ad}}\n"
+)
+
+
+def test_a_directory_is_a_discovery_only_target_for_a_whole_ldap_tree(tmp_path: Path) -> None:
+    """A directory system no activity uses is a target with a base DN, a depth and DN
+    exclude patterns."""
+    path = tmp_path / "ropa.yaml"
+    path.write_text(
+        HEAD
+        + DIRECTORY
+        + textwrap.dedent(
+            """\
+            discovery:
+              targets:
+                - system: ad
+                  base: "DC=school,DC=local"
+                  depth: 3
+                  exclude: ["OU=Test*", "*,OU=Oud,DC=school,DC=local"]
+                  sample_rows: 20
+            """
+        )
+    )
+    target = load_ropa(path).ropa.discovery.target("ad")
+    assert target is not None
+    assert (target.base, target.depth, target.sample_rows) == ("DC=school,DC=local", 3, 20)
+
+
+def test_directory_target_settings_that_do_not_fit_are_errors(tmp_path: Path) -> None:
+    """A base that is no DN, an exclude pattern without an RDN type and a file-sample bound
+    on a directory are each reported at their path."""
+    path = tmp_path / "ropa.yaml"
+    path.write_text(
+        HEAD
+        + DIRECTORY
+        + textwrap.dedent(
+            """\
+            discovery:
+              targets:
+                - {system: ad, base: "school.local", exclude: ["Test*"], sample_bytes: 10}
+            """
+        )
+    )
+    with pytest.raises(RopaInvalid) as caught:
+        load_ropa(path)
+    messages = {p.path: p.message for p in caught.value.problems}
+    assert set(messages) == {
+        "discovery.targets[0].base",
+        "discovery.targets[0].exclude[0]",
+        "discovery.targets[0].sample_bytes",
+    }
+    assert "not a distinguished name" in messages["discovery.targets[0].base"]
+    assert "OU=Oud*" in messages["discovery.targets[0].exclude[0]"]
+    assert "sample_rows" in messages["discovery.targets[0].sample_bytes"]

@@ -4,6 +4,7 @@ models and connectors that reach them."""
 from __future__ import annotations
 
 import secrets
+import subprocess
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import ldap3
-from directory_servers import SWEEPER_PASSWORD, SambaDC, Slapd
+from directory_servers import SWEEPER_PASSWORD, SambaDC, Slapd, _need
 from pydantic import SecretStr, TypeAdapter
 
 from connectors.base import ConnectorContext, ScannedItem, ScanOutput, ScanRequest
@@ -90,8 +91,9 @@ class Directory:
 
     # -- data ------------------------------------------------------------------------------
 
-    def sub_ou(self, name: str) -> str:
-        dn = f"{'OU' if self.flavour == 'ad' else 'ou'}={name},{self.ou}"
+    def sub_ou(self, name: str, parent: str | None = None) -> str:
+        """Add an OU named ``name`` under the test's OU (or ``parent``); return its DN."""
+        dn = f"{'OU' if self.flavour == 'ad' else 'ou'}={name},{parent or self.ou}"
         with self.admin as conn:
             conn.add(dn, ["organizationalUnit"])
         return dn
@@ -128,6 +130,30 @@ class Directory:
                 conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["entryUUID"])
                 key = conn.response[0]["raw_attributes"]["entryUUID"][0].decode()
         return Account(dn, key)
+
+    def closed_ou(self) -> str:
+        """Add an OU "closed" holding one account, whose contents the sweeper's account may
+        not see: on AD a deny of List Contents to it in the OU's DACL (set with samba-tool
+        dsacl, as an administrator would), on OpenLDAP by slapd.conf's ACL for that name."""
+        closed = self.sub_ou("closed")
+        self.user("Verborgen", parent=closed, attributes={"mail": "verborgen@example.nl"})
+        if self.flavour == "ad":
+            assert isinstance(self.server, SambaDC)
+            sid = self.read(self.server.sweeper_dn, "objectSid")
+            assert sid is not None
+            subprocess.run(
+                [
+                    _need("samba-tool"),
+                    "dsacl",
+                    "set",
+                    f"--URL={self.server.folder / 'private' / 'sam.ldb'}",
+                    f"--objectdn={closed}",
+                    f"--sddl=(D;CI;LC;;;{sid['objectSid']})",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        return closed
 
     def read(self, dn: str, *attributes: str) -> dict[str, list[Any]] | None:
         """Return the entry's attributes as the admin sees them, or None if it is gone."""

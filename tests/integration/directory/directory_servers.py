@@ -313,6 +313,8 @@ maxsize 268435456
 # entries is refused, so only a paged search reads a larger location.
 limits dn.exact="cn=sweeper,{base}" size.soft=3 size.hard=3 size.prtotal=unlimited
 access to attrs=userPassword by self write by anonymous auth by * none
+# What is below an OU named "closed" the sweeper may not read (an OU it cannot inspect).
+access to dn.regex="^.+,ou=closed,ou=[^,]+,{base}$" by dn.exact="cn=sweeper,{base}" none by * read
 access to * by dn.exact="cn=sweeper,{base}" write by * read
 overlay ppolicy
 ppolicy_default "cn=default,ou=policies,{base}"
@@ -320,10 +322,12 @@ overlay lastbind
 """
 
 
-def start_slapd(folder: Path, port: int | None = None) -> Slapd:
+def start_slapd(folder: Path, port: int | None = None, *, reuse: bool = False) -> Slapd:
     """Write a slapd configuration in ``folder`` and start slapd on 127.0.0.1 (a free high
-    port unless given). Raise ServerFailed saying how to fix it if it cannot be started."""
+    port unless given); with ``reuse``, keep the database made there before, if any. Raise
+    ServerFailed saying how to fix it if it cannot be started."""
     slapd = _need("slapd")
+    seed = not (reuse and (folder / "db" / "data.mdb").exists())
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "db").mkdir(exist_ok=True)
     conf = folder / "slapd.conf"
@@ -335,7 +339,8 @@ def start_slapd(folder: Path, port: int | None = None) -> Slapd:
     server = Slapd(folder, port, process)
     try:
         process.wait_for(port, 30)
-        _seed_slapd(server)
+        if seed:
+            _seed_slapd(server)
     except BaseException:
         server.stop()
         raise

@@ -127,3 +127,41 @@ def test_validate_names_a_filter_that_does_not_parse(ad: Directory, tmp_path: Pa
     assert "activities[0].locations[0].filter" in result.stdout + result.stderr
     assert "does not parse" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _discovery_ropa(ad: Directory, tmp_path: Path, base: str, **location: object) -> Path:
+    ropa = write_ropa(ad, tmp_path, **location)
+    document = yaml.safe_load(ropa.read_text())
+    document["discovery"] = {"targets": [{"system": "ad", "base": base}]}
+    ropa.write_text(yaml.safe_dump(document, sort_keys=False))
+    return ropa
+
+
+def test_discover_lists_an_unregistered_ou_with_personal_data(
+    ad: Directory, tmp_path: Path
+) -> None:
+    """sweeper discover prints the OU of leavers that no location covers as an unregistered
+    finding, not the OU a location covers, and exits 0; no attribute value is printed."""
+    pupils = ad.sub_ou("Leerlingen")
+    ad.user("Jan", parent=pupils, attributes={"mail": "jan.devries@example.nl"})
+    leavers = ad.sub_ou("Vertrokken")
+    ad.user("Piet", parent=leavers, attributes={"mail": "piet.jansen@example.nl"})
+    ropa = _discovery_ropa(ad, tmp_path, ad.ou, base_dn=pupils)
+    result = sweeper(tmp_path, "discover", "--ropa", str(ropa))
+    assert result.returncode == 0, result.stderr
+    findings = result.stdout.split("systems", 1)[0]
+    assert "unregistered" in findings and "OU=Vertrokken" in findings
+    assert "OU=Leerlingen" not in findings
+    assert "piet.jansen@example.nl" not in result.stdout + result.stderr
+
+
+def test_discover_below_a_base_that_does_not_exist_fails_with_its_name(
+    ad: Directory, tmp_path: Path
+) -> None:
+    """A discovery base DN that does not exist fails the system with a message naming it,
+    exit 1, no traceback."""
+    ropa = _discovery_ropa(ad, tmp_path, f"OU=Nergens,{ad.ou}")
+    result = sweeper(tmp_path, "discover", "--ropa", str(ropa))
+    assert result.returncode == 1
+    assert "OU=Nergens" in result.stdout + result.stderr and "does not exist" in result.stdout
+    assert "Traceback" not in result.stderr

@@ -24,6 +24,7 @@ from connectors.directory import DirectoryConnector
 from connectors.registry import connector_class
 from sweeper import approve as approval
 from sweeper import execute as execution
+from sweeper.audit import AuditLog
 from sweeper.errors import SystemUnreachable
 from sweeper.plan import PlanOptions, build_plan
 from sweeper.retention import Period
@@ -107,6 +108,7 @@ class Estate:
             only=(),
             now=now,
             current_digest=load_ropa(self.path).digest,
+            audit=AuditLog.open(self.settings, self.store),
         )
         return self.execute(plan, now)
 
