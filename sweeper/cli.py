@@ -574,7 +574,11 @@ def hold() -> None:
 @hold.command("add")
 @click.option("--subject", help="Hold everything of one data subject (student or staff number).")
 @click.option("--system", "system_id", help="Hold a whole system.")
-@click.option("--location", help="Hold a location, as plans label it (SYSTEM:TABLE).")
+@click.option(
+    "--location",
+    help="Hold a location, as plans label it: SYSTEM:TABLE, SYSTEM:PATTERNS, "
+    "SYSTEM:BUCKET/PREFIX or SYSTEM:BASE_DN (`sweeper plans` and the reports show it).",
+)
 @click.option("--item", "item_key", help="With --location: hold one item, by its key.")
 @click.option("--reason", required=True, help="Why the data must be kept (e.g. a case number).")
 @click.option("--by", "by", required=True, help="Who places the hold.")

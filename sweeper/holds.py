@@ -104,7 +104,10 @@ def place(
     elif scope == "system" and not system:
         problems.append("a system hold needs --system")
     elif scope == "location" and not location:
-        problems.append("a location hold needs --location SYSTEM:TABLE (as plans label it)")
+        problems.append(
+            "a location hold needs --location, the location as plans label it "
+            "(SYSTEM:TABLE, SYSTEM:PATTERNS, SYSTEM:BUCKET/PREFIX or SYSTEM:BASE_DN)"
+        )
     elif scope == "item" and not (location and item_key):
         problems.append("an item hold needs --location and --item KEY (as the plan shows them)")
     if problems:
