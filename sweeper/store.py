@@ -216,6 +216,7 @@ lock_holders = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("command", sa.Text, nullable=False),
     sa.Column("since", UtcDateTime(), nullable=False),
+)
 
 discovery_runs = sa.Table(
     "discovery_runs",
