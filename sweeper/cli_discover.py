@@ -24,10 +24,6 @@ class _HasSettings(Protocol):
     def settings(self) -> Settings: ...
 
 
-def _percent(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:.0f}%"
-
-
 @click.group(invoke_without_command=True)
 @click.option(
     "--ropa",
@@ -152,6 +148,7 @@ def _print_coverage(history: list[Coverage]) -> None:
     from rich.table import Table
 
     from sweeper.cli import console
+    from sweeper.coverage import percent
 
     if not history:
         return
@@ -168,9 +165,9 @@ def _print_coverage(history: list[Coverage]) -> None:
     for c in history:
         table.add_row(
             c.run_id,
-            f"{_percent(c.activities_share)} ({c.activities_enforceable}/{c.activities})",
-            f"{_percent(c.stores_share)} ({c.stores_registered}/{c.stores})",
-            f"{_percent(c.personal_share)} ({c.personal_stores_registered}/{c.personal_stores})",
+            f"{percent(c.activities_share)} ({c.activities_enforceable}/{c.activities})",
+            f"{percent(c.stores_share)} ({c.stores_registered}/{c.stores})",
+            f"{percent(c.personal_share)} ({c.personal_stores_registered}/{c.personal_stores})",
             str(c.legacy_systems_with_data),
             str(c.uninspectable),
         )

@@ -13,6 +13,10 @@ The figures of a run:
   covered in part (a filter, a pattern) and count as not registered;
 * ``personal_stores_registered`` of ``personal_stores``: the same for the stores in which the
   detectors found personal data;
+* ``personal_records_registered`` of ``personal_records``: the personal records discovery
+  estimates in the stores with personal data (in a partly registered store, those outside what
+  its locations cover), and how many of them are in registered stores: the share weighs each
+  store by how much personal data it holds;
 * ``legacy_systems_with_data``: legacy or decommissioned systems that still answer and still
   hold data;
 * ``uninspectable``: findings of places that could not be inspected (no rights, unreadable).
@@ -27,13 +31,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sweeper.store import Store, discovery_coverage, discovery_runs
+from sweeper.store import Store, discovery_coverage, discovery_runs, discovery_stores
 
-__all__ = ["Coverage", "coverage_history", "latest_coverage"]
+__all__ = ["Coverage", "coverage_history", "latest_coverage", "percent", "run_stores"]
 
 
 def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+def percent(share: float | None) -> str:
+    """Given a share (0 to 1, or None), return it as a whole percentage, or '-'."""
+    return "-" if share is None else f"{share * 100:.0f}%"
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ class Coverage:
     legacy_systems_with_data: int
     uninspectable: int
     legacy_systems: list[dict[str, Any]] = field(default_factory=list)
+    personal_records: int = 0
+    personal_records_registered: int = 0
 
     @property
     def activities_share(self) -> float | None:
@@ -69,6 +80,20 @@ class Coverage:
         """Share of stores holding personal data that are registered."""
         return _share(self.personal_stores_registered, self.personal_stores)
 
+    @property
+    def records_share(self) -> float | None:
+        """Share of the estimated personal records that are in registered stores."""
+        return _share(self.personal_records_registered, self.personal_records)
+
+    def shares(self) -> dict[str, float | None]:
+        """The four shares by name, as the metrics and reports name them."""
+        return {
+            "activities_enforceable": self.activities_share,
+            "stores_registered": self.stores_share,
+            "personal_stores_registered": self.personal_share,
+            "personal_records_registered": self.records_share,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """Return the figures as JSON-ready data, with the three shares."""
         data = asdict(self)
@@ -76,17 +101,25 @@ class Coverage:
         data["activities_share"] = self.activities_share
         data["stores_share"] = self.stores_share
         data["personal_share"] = self.personal_share
+        data["records_share"] = self.records_share
         return data
 
     def row(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k != "legacy_systems"}
-        data["details"] = json.dumps({"legacy_systems": self.legacy_systems}, default=str)
+        # The figures without a column of their own go in details (no schema change).
+        extra = ("legacy_systems", *_IN_DETAILS)
+        data = {k: v for k, v in asdict(self).items() if k not in extra}
+        details = {k: getattr(self, k) for k in extra}
+        data["details"] = json.dumps(details, default=str)
         return data
+
+
+_IN_DETAILS = ("personal_records", "personal_records_registered")
 
 
 def _from_row(row: Any) -> Coverage:
     values = dict(row)
     details = json.loads(values.pop("details") or "{}")
+    values.update({k: int(details.get(k) or 0) for k in _IN_DETAILS})
     return Coverage(**values, legacy_systems=details.get("legacy_systems", []))
 
 
@@ -100,16 +133,32 @@ def latest_coverage(store: Store) -> Coverage | None:
     return history[0] if history else None
 
 
-def coverage_history(store: Store, limit: int | None = None) -> list[Coverage]:
-    """Return the coverage of the latest ``limit`` discovery runs (all by default), oldest
-    first: the trend."""
+def coverage_history(
+    store: Store, limit: int | None = None, until: datetime | None = None
+) -> list[Coverage]:
+    """Return the coverage of the latest ``limit`` discovery runs (all by default; with
+    ``until``, those started at or before it), oldest first: the trend."""
     stmt = (
         sa.select(discovery_coverage)
         .join(discovery_runs, discovery_runs.c.id == discovery_coverage.c.run_id)
         .order_by(discovery_runs.c.started_at.desc(), discovery_coverage.c.run_id.desc())
     )
+    if until is not None:
+        stmt = stmt.where(discovery_runs.c.started_at <= until)
     if limit is not None:
         stmt = stmt.limit(limit)
     with store.engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
     return [_from_row(r) for r in reversed(rows)]
+
+
+def run_stores(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Return the stores of a discovery run with their finding, registration, personal data
+    and score, highest score first (the report's full records are in ``record``)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(discovery_stores)
+            .where(discovery_stores.c.run_id == run_id)
+            .order_by(discovery_stores.c.seq)
+        ).mappings()
+        return [dict(r) for r in rows]

@@ -331,9 +331,13 @@ class _Run:
                     self._discover(system_id, connector)
             for result in self.results:
                 self._cover(result)
+            progress = self.options.progress
+            progress.start("sampling the stores", total=len(self.results))
             for result in self.results:
                 self._sample(result)
                 self._score(result)
+                progress.advance(1)
+            progress.finish("sampling the stores", "done")
         finally:
             for connector in self.connectors.values():
                 connector.close()
@@ -753,6 +757,10 @@ class _Run:
             legacy_systems_with_data=len(legacy),
             uninspectable=sum(1 for r in self.results if not r.inspected),
             legacy_systems=legacy,
+            personal_records=sum(r.estimated for r in personal),
+            personal_records_registered=sum(
+                r.estimated for r in personal if r.registration == REGISTERED
+            ),
         )
 
     def _summary(self) -> dict[str, Any]:
@@ -819,6 +827,7 @@ class _Run:
                 "activities_share": coverage.activities_share,
                 "stores_share": coverage.stores_share,
                 "personal_share": coverage.personal_share,
+                "records_share": coverage.records_share,
                 "legacy_systems_with_data": coverage.legacy_systems_with_data,
             },
             failed_systems={

@@ -70,9 +70,9 @@ class ScheduleSettings(BaseModel):
         "(from a fresh dry run of those rules' activities)",
     )
     discover: Annotated[Timing, NoDecode] = Field(
-        default_factory=lambda: Timing.parse("never"),
-        description="Discovery of stores not in the RoPA (shadow data); not available in this "
-        "version: leave it 'never'",
+        default_factory=lambda: Timing.parse("weekly on sunday at 03:00"),
+        description="Discovery of stores not in the RoPA (shadow data): every system's stores "
+        "compared with the locations and sampled within the discovery bounds; changes nothing",
     )
     prune: Annotated[Timing, NoDecode] = Field(
         default_factory=lambda: Timing.parse("daily at 04:00"),
@@ -175,7 +175,7 @@ class DiscoverySettings(BaseModel):
     exact_count_below: int = Field(
         default=100_000,
         ge=0,
-        description="SQL: a table whose catalog estimate is below this is counted exactly "
+        description="A SQL table whose catalog estimate is below this is counted exactly "
         "(COUNT(*)); larger ones keep the estimate",
     )
     stale_after: Annotated[Period, NoDecode] = Field(

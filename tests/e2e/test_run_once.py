@@ -154,7 +154,7 @@ def test_status_reports_runs_plans_awaiting_approval_and_legacy_systems(
     assert {n["job"]: n["timing"] for n in status["next_runs"]} == {
         "plan": "daily at 02:00",
         "execute": "every hour",
-        "discover": "never",
+        "discover": "weekly on sunday at 03:00",
         "prune": "daily at 04:00",
     }
     assert status["lock"] is None
@@ -162,11 +162,70 @@ def test_status_reports_runs_plans_awaiting_approval_and_legacy_systems(
     assert "plans awaiting approval" in text.stdout and "old-sis" in text.stdout
 
 
-def test_discover_job_is_refused_as_not_available(sweeper: Run, estate: Path) -> None:
-    """run --once discover says discovery is not available, with exit 2."""
+def test_discover_job_stores_an_audited_run_and_its_report(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """run --once discover stores a discovery run with its coverage, writes its JSON report,
+    audits it and records the job; it changes nothing on the estate."""
+    with sqlite3.connect(estate.parent / "sis.db") as db:
+        students = db.execute("SELECT COUNT(*) FROM students").fetchone()[0]
+    files = sorted(p for p in (estate.parent / "share").rglob("*") if p.is_file())
     result = sweeper("run", "--once", "discover", "--ropa", str(estate))
-    assert result.returncode == 2
-    assert "discovery of shadow data is not available" in " ".join(result.stderr.split())
+    assert result.returncode == 0, result.stderr
+    [report_path] = (tmp_path / "state" / "reports").glob("discovery-*.json")
+    report = json.loads(report_path.read_text())
+    run_id = report["run"]["id"]
+    assert f"discover: ok: discovery {run_id}: {len(report['stores'])} store(s)" in result.stdout
+    assert report["coverage"]["legacy_systems_with_data"] == 1
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    [(job, trigger, outcome, details)] = state.execute(
+        "SELECT job, trigger, result, details FROM job_runs"
+    ).fetchall()
+    assert (job, trigger, outcome) == ("discover", "once", "ok")
+    assert json.loads(details)["run"] == run_id
+    state.close()
+    shown = json.loads(sweeper("audit", "show", "--format", "json").stdout)
+    assert [r["details"]["run_id"] for r in shown if r["event"] == "discovery_run"] == [run_id]
+    with sqlite3.connect(estate.parent / "sis.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM students").fetchone()[0] == students
+    assert sorted(p for p in (estate.parent / "share").rglob("*") if p.is_file()) == files
+
+
+def test_discover_job_writes_coverage_metrics_that_match_the_stored_run(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """After run --once discover, the textfile parses and its coverage shares and counts of
+    unregistered stores per system are those of the stored run."""
+    result = sweeper("run", "--once", "discover", "--ropa", str(estate))
+    assert result.returncode == 0, result.stderr
+    found = metrics(tmp_path / "state" / "metrics" / "ropa_sweeper.prom")
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    [(run_id, registered, stores, personal_registered, personal, legacy)] = state.execute(
+        "SELECT run_id, stores_registered, stores, personal_stores_registered, "
+        "personal_stores, legacy_systems_with_data FROM discovery_coverage"
+    ).fetchall()
+    rows = state.execute(
+        "SELECT system, registration, personal_data, items, finding, status "
+        "FROM discovery_stores WHERE run_id = ?",
+        (run_id,),
+    ).fetchall()
+    state.close()
+    assert found["sweeper_discovery_timestamp_seconds"].keys() == {(("run", run_id),)}
+    assert found["sweeper_coverage_stores_registered_ratio"][()] == round(registered / stores, 4)
+    assert found["sweeper_coverage_personal_stores_registered_ratio"][()] == round(
+        personal_registered / personal, 4
+    )
+    assert found["sweeper_coverage_activities_enforceable_ratio"][()] == 1
+    assert found["sweeper_coverage_legacy_systems_with_data"][()] == legacy == 1
+    unregistered: dict[tuple[tuple[str, str], ...], float] = {}
+    for system, registration, _, items, _, _ in rows:
+        key = (("system", system),)
+        unregistered[key] = unregistered.get(key, 0) + (registration != "registered" and items != 0)
+    assert found["sweeper_discovery_unregistered_stores"] == unregistered
+    assert sum(unregistered.values()) == stores - registered
+    open_findings = sum(1 for r in rows if r[4] is not None and r[5] != "acknowledged")
+    assert sum(found["sweeper_discovery_open_findings"].values()) == open_findings
+    assert found["sweeper_job_last_run_success"][(("job", "discover"),)] == 1
 
 
 def test_run_without_once_says_how(sweeper: Run, estate: Path) -> None:
