@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from sweeper.store import Store, discovery_coverage, discovery_runs, discovery_stores
 
-__all__ = ["Coverage", "coverage_history", "latest_coverage", "percent", "run_stores"]
+__all__ = ["Coverage", "change", "coverage_history", "latest_coverage", "percent", "run_stores"]
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -86,12 +86,12 @@ class Coverage:
         return _share(self.personal_records_registered, self.personal_records)
 
     def shares(self) -> dict[str, float | None]:
-        """The four shares by name, as the metrics and reports name them."""
+        """The four shares by their names in ``as_dict``."""
         return {
-            "activities_enforceable": self.activities_share,
-            "stores_registered": self.stores_share,
-            "personal_stores_registered": self.personal_share,
-            "personal_records_registered": self.records_share,
+            "activities_share": self.activities_share,
+            "stores_share": self.stores_share,
+            "personal_share": self.personal_share,
+            "records_share": self.records_share,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -121,6 +121,19 @@ def _from_row(row: Any) -> Coverage:
     details = json.loads(values.pop("details") or "{}")
     values.update({k: int(details.get(k) or 0) for k in _IN_DETAILS})
     return Coverage(**values, legacy_systems=details.get("legacy_systems", []))
+
+
+def change(history: list[Coverage]) -> dict[str, float | None]:
+    """Given the trend (oldest first), return how each share moved from the run before the
+    latest to the latest, in percentage points (None where either has no share)."""
+    if len(history) < 2:
+        return {}
+    before, latest = history[-2].shares(), history[-1].shares()
+    moved: dict[str, float | None] = {}
+    for name, now in latest.items():
+        then = before[name]
+        moved[name] = None if now is None or then is None else round((now - then) * 100, 1)
+    return moved
 
 
 def save_coverage(conn: sa.Connection, coverage: Coverage) -> None:

@@ -234,15 +234,27 @@ def _coverage_families(store: Store) -> list[GaugeMetricFamily]:
             [],
             [] if share is None else [((), share)],
         )
-        for (name, share), text in zip(
-            coverage.shares().items(),
+        for name, share, text in (
             (
+                "activities_enforceable",
+                coverage.activities_share,
                 "share of processing activities with a retention rule and a location",
+            ),
+            (
+                "stores_registered",
+                coverage.stores_share,
                 "share of discovered stores holding data that a location covers entirely",
+            ),
+            (
+                "personal_stores_registered",
+                coverage.personal_share,
                 "share of stores with personal data that a location covers entirely",
+            ),
+            (
+                "personal_records_registered",
+                coverage.records_share,
                 "share of the estimated personal records that are in registered stores",
             ),
-            strict=True,
         )
     ]
     per_system = [

@@ -228,6 +228,46 @@ def test_discover_job_writes_coverage_metrics_that_match_the_stored_run(
     assert found["sweeper_job_last_run_success"][(("job", "discover"),)] == 1
 
 
+def test_status_shows_the_latest_coverage_and_its_trend(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """sweeper status gives the latest discovery run's coverage, the runs before it oldest
+    first, and how the shares moved: an unregistered export added between two runs lowers
+    the share of registered stores."""
+    env = {"SWEEPER_ROPA": str(estate)}
+    assert sweeper("run", "--once", "discover", "--ropa", str(estate)).returncode == 0
+    export = estate.parent / "share" / "export-2019"
+    export.mkdir()
+    (export / "leerlingen.csv").write_text("naam;bsn\nA. de Vries;123456782\n")
+    assert sweeper("run", "--once", "discover", "--ropa", str(estate)).returncode == 0
+    result = sweeper("status", "--format", "json", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    runs = [
+        r[0]
+        for r in state.execute(
+            "SELECT c.run_id FROM discovery_coverage c JOIN discovery_runs r ON r.id = c.run_id "
+            "ORDER BY r.started_at"
+        )
+    ]
+    [(registered, stores)] = state.execute(
+        "SELECT stores_registered, stores FROM discovery_coverage WHERE run_id = ?", (runs[-1],)
+    ).fetchall()
+    state.close()
+    assert [c["run_id"] for c in status["coverage_trend"]] == runs
+    assert status["coverage"]["run_id"] == runs[-1]
+    assert (status["coverage"]["stores_registered"], status["coverage"]["stores"]) == (
+        registered,
+        stores,
+    )
+    first, latest = status["coverage_trend"]
+    assert latest["stores_share"] < first["stores_share"]
+    assert status["coverage_change"]["stores_share"] < 0
+    text = sweeper("status", extra_env=env).stdout
+    assert "coverage, oldest run first" in text and "since the run before" in text
+
+
 def test_run_without_once_says_how(sweeper: Run, estate: Path) -> None:
     """sweeper run JOB without --once is a usage error that names sweeper daemon."""
     result = sweeper("run", "plan", "--ropa", str(estate))

@@ -40,7 +40,7 @@ def test_the_job_reports_the_run_and_its_coverage(tmp_path: Path) -> None:
     outcome = discover_job(runtime)
     assert outcome.result == "ok", outcome.message
     assert outcome.details["stores"] == 1 and outcome.details["findings"] == 1
-    assert outcome.details["coverage"]["stores_registered"] == 0
+    assert outcome.details["coverage"]["stores_share"] == 0
     assert outcome.details["errors"] == {}
     assert f"discovery {outcome.details['run']}: 1 store(s), 1 finding(s)" in outcome.message
     assert _stored_runs(runtime) == 1
