@@ -2,7 +2,8 @@
 
 Jobs (``JOBS``):
 
-* ``plan``: a dry run of the configured RoPA; a stored plan and its reports for review.
+* ``plan``: a dry run of the configured RoPA; a stored plan and its reports for review: JSON
+  and CSV, and the privacy officer's HTML report unless ``plan_job_html`` is false.
 * ``execute``: approved plans not yet finished (never run, stopped, failed, or approved again
   since they last ran), oldest first; and, when the RoPA has ``auto_approve`` rules, a fresh
   dry run of those rules' activities and its execution. Execution only ever acts from a stored
@@ -165,6 +166,7 @@ def plan_job(runtime: Runtime) -> Outcome:
             "complete": result.complete,
             "errors": errors,
         }
+        html_problem = _html_report(store, settings, result.plan_id, details)
     finally:
         store.close()
     totals = result.summary.get("totals", {})
@@ -172,10 +174,37 @@ def plan_job(runtime: Runtime) -> Outcome:
         f"plan {result.plan_id}: {result.item_count} item(s), "
         f"{totals.get('due', 0) + totals.get('legacy_due', 0)} due"
     )
+    if html_problem:
+        message += f"; {html_problem}"
     if not result.complete:
         failed = ", ".join(sorted(errors))
         return Outcome("failed", f"{message}; incomplete, failed: {failed}", details)
     return Outcome("ok", message, details)
+
+
+def _html_report(
+    store: Store, settings: Settings, plan_id: str, details: dict[str, Any]
+) -> str | None:
+    """Write the plan's HTML report next to its JSON and CSV (unless ``plan_job_html`` is
+    false) and name it in ``details``; return what went wrong, if anything. A report that
+    cannot be written leaves the stored plan as it is: it can be rendered again with
+    ``sweeper report PLAN --format html``."""
+    from jinja2 import TemplateError
+
+    from sweeper.report_html import ReportOptions, save_report
+
+    if not settings.plan_job_html:
+        return None
+    target = settings.reports_path / f"plan-{plan_id}.html"
+    try:
+        save_report(store, plan_id, target, ReportOptions.from_settings(settings, plan_id))
+    except (OSError, TemplateError, SweeperError) as err:
+        log.error("the HTML report could not be written", plan_id=plan_id, error=str(err))
+        return (
+            f"the HTML report could not be written ({err}); sweeper report {plan_id} --format html"
+        )
+    details["html"] = str(target)
+    return None
 
 
 def execute_job(runtime: Runtime) -> Outcome:

@@ -331,6 +331,12 @@ class Settings(BaseSettings):
         description="Discovery of shadow data: depth and sample bounds "
         "(SWEEPER_DISCOVERY__SAMPLE_ROWS=…)",
     )
+    plan_job_html: bool = Field(
+        default=True,
+        description="The daemon's plan job (and run --once plan) also writes the plan's HTML "
+        "report (plan-ID.html, in report_language) next to its JSON and CSV, for the privacy "
+        "officer; false: JSON and CSV only",
+    )
 
     @classmethod
     def settings_customise_sources(

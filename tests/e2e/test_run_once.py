@@ -62,6 +62,44 @@ def test_plan_job_writes_metrics_that_match_the_plan(
     assert found["sweeper_plans_awaiting_approval"][()] == 1
 
 
+def test_plan_job_writes_the_html_report_next_to_the_json_and_csv(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """run --once plan also writes plan-ID.html, readable by its owner only, in the
+    report_language, with the command that approves the plan; the job's record names it."""
+    result = sweeper(
+        "run", "--once", "plan", "--ropa", str(estate), extra_env={"SWEEPER_REPORT_LANGUAGE": "nl"}
+    )
+    assert result.returncode == 0, result.stderr
+    reports = tmp_path / "state" / "reports"
+    [json_report] = reports.glob("plan-*.json")
+    plan_id = json_report.stem.removeprefix("plan-")
+    assert {p.name for p in reports.glob(f"plan-{plan_id}.*")} == {
+        f"plan-{plan_id}.json",
+        f"plan-{plan_id}.csv",
+        f"plan-{plan_id}.html",
+    }
+    html = reports / f"plan-{plan_id}.html"
+    assert html.stat().st_mode & 0o777 == 0o600
+    text = html.read_text()
+    assert '<html lang="nl">' in text and f"sweeper approve {plan_id} --by" in text
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    [(details,)] = state.execute("SELECT details FROM job_runs WHERE job = 'plan'").fetchall()
+    state.close()
+    assert json.loads(details)["html"] == str(html)
+
+
+def test_plan_job_html_false_writes_json_and_csv_only(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """With plan_job_html false the plan job writes no HTML report."""
+    env = {"SWEEPER_PLAN_JOB_HTML": "false"}
+    result = sweeper("run", "--once", "plan", "--ropa", str(estate), extra_env=env)
+    assert result.returncode == 0, result.stderr
+    reports = tmp_path / "state" / "reports"
+    assert {p.suffix for p in reports.glob("plan-*")} == {".json", ".csv"}
+
+
 def test_execute_job_acts_on_auto_approve_rules_from_a_fresh_plan(
     sweeper: Run, estate: Path, tmp_path: Path
 ) -> None:
