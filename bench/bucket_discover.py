@@ -32,16 +32,9 @@ from typing import Any
 from _common import Measurement, measure
 from bucket_execute import KEY_ID, SECRET
 from bucket_execute import worker as counting_worker
+from discover import _bsn
 
 CPU: dict[str, float] = {}
-
-
-def _bsn(rng: random.Random) -> str:
-    while True:
-        digits = f"{rng.randrange(10**7, 10**8):08d}"
-        check = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
-        if check < 10:
-            return digits + str(check)
 
 
 def _key(n: int) -> str:

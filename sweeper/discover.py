@@ -824,10 +824,7 @@ class _Run:
             stores=len(self.results),
             findings=summary["findings"],
             coverage={
-                "activities_share": coverage.activities_share,
-                "stores_share": coverage.stores_share,
-                "personal_share": coverage.personal_share,
-                "records_share": coverage.records_share,
+                **coverage.shares(),
                 "legacy_systems_with_data": coverage.legacy_systems_with_data,
             },
             failed_systems={
