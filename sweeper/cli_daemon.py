@@ -121,8 +121,8 @@ def status(obj: Any, fmt: str) -> None:
     settings: Settings = obj.settings
     store = Store.open(settings.state_database_url)
     try:
-        report = _status(settings, store)
         history = coverage_history(store, settings.discovery.trend_runs)
+        report = _status(settings, store, history)
     finally:
         store.close()
     if fmt == "json":
@@ -132,9 +132,10 @@ def status(obj: Any, fmt: str) -> None:
     _print_coverage_status(history)
 
 
-def _status(settings: Settings, store: Any) -> dict[str, Any]:
+def _status(settings: Settings, store: Any, trend: list[Any]) -> dict[str, Any]:
+    """The status as data; ``trend`` is the coverage of the latest discovery runs."""
     from sweeper.approve import decisions
-    from sweeper.coverage import change, coverage_history
+    from sweeper.coverage import change
     from sweeper.holds import all_holds
     from sweeper.lock import current_holder
     from sweeper.metrics import last_runs, latest_full_plan
@@ -159,7 +160,6 @@ def _status(settings: Settings, store: Any) -> dict[str, Any]:
                 }
             )
     holder = current_holder(settings, store)
-    trend = coverage_history(store, settings.discovery.trend_runs)
     return {
         "last_runs": [
             {

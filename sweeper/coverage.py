@@ -33,7 +33,14 @@ import sqlalchemy as sa
 
 from sweeper.store import Store, discovery_coverage, discovery_runs, discovery_stores
 
-__all__ = ["Coverage", "change", "coverage_history", "latest_coverage", "percent", "run_stores"]
+__all__ = [
+    "Coverage",
+    "change",
+    "coverage_history",
+    "latest_coverage",
+    "open_findings",
+    "percent",
+]
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -165,13 +172,22 @@ def coverage_history(
     return [_from_row(r) for r in reversed(rows)]
 
 
-def run_stores(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """Return the stores of a discovery run with their finding, registration, personal data
-    and score, highest score first (the report's full records are in ``record``)."""
+def open_findings(store: Store, run_id: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Return the records of a discovery run's ``limit`` highest-scoring findings that are not
+    acknowledged and score above 0 (docs/discovery-report.md), and how many such findings
+    the run has in all."""
+    wanted = (
+        (discovery_stores.c.run_id == run_id)
+        & discovery_stores.c.finding.is_not(None)
+        & (discovery_stores.c.status != "acknowledged")
+        & (discovery_stores.c.score > 0)
+    )
     with store.engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).where(wanted)).scalar_one()
         rows = conn.execute(
-            sa.select(discovery_stores)
-            .where(discovery_stores.c.run_id == run_id)
+            sa.select(discovery_stores.c.record)
+            .where(wanted)
             .order_by(discovery_stores.c.seq)
-        ).mappings()
-        return [dict(r) for r in rows]
+            .limit(limit)
+        ).all()
+    return [json.loads(r[0]) for r in rows], int(total)

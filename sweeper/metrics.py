@@ -209,24 +209,35 @@ def _plan_families(store: Store, plan: dict[str, Any]) -> list[GaugeMetricFamily
 
 
 def _coverage_families(store: Store) -> list[GaugeMetricFamily]:
-    from sweeper.coverage import latest_coverage, run_stores
+    from sweeper.coverage import latest_coverage
+    from sweeper.store import discovery_stores as stores
 
     coverage = latest_coverage(store)
     if coverage is None:
         return []
-    unregistered: dict[str, int] = {}
-    personal: dict[str, int] = {}
-    findings: dict[str, int] = {}
-    for row in run_stores(store, coverage.run_id):
-        system = row["system"]
-        for counts in (unregistered, personal, findings):
-            counts.setdefault(system, 0)  # every system with stores, so alerts can say 0
-        if row["finding"] is not None and row["status"] != "acknowledged":
-            findings[system] += 1
-        if row["items"] == 0 or row["registration"] == "registered":
-            continue  # empty stores do not count, as in the coverage
-        unregistered[system] += 1
-        personal[system] += 1 if row["personal_data"] else 0
+
+    def count(condition: Any) -> Any:
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    # Empty stores do not count, as in the coverage; acknowledged ones are still unregistered.
+    not_registered = (sa.func.coalesce(stores.c["items"], -1) != 0) & (
+        stores.c.registration != "registered"
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                stores.c.system,
+                count(not_registered),
+                count(not_registered & stores.c.personal_data),
+                count(stores.c.finding.is_not(None) & (stores.c.status != "acknowledged")),
+            )
+            .where(stores.c.run_id == coverage.run_id)
+            .group_by(stores.c.system)
+        ).all()
+    # every system with stores has a sample, so alerts can say 0
+    unregistered = {r[0]: int(r[1] or 0) for r in rows}
+    personal = {r[0]: int(r[2] or 0) for r in rows}
+    findings = {r[0]: int(r[3] or 0) for r in rows}
     shares = [
         _gauge(
             f"sweeper_coverage_{name}_ratio",

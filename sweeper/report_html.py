@@ -509,9 +509,7 @@ def _coverage_view(
     """The coverage section: the latest discovery run before the plan was made, the trend of
     its shares over the runs before it, and its highest-scoring findings; None if discovery
     never ran before the plan."""
-    import json
-
-    from sweeper.coverage import coverage_history, run_stores
+    from sweeper.coverage import coverage_history, open_findings
 
     history = coverage_history(store, options.coverage_runs, until=plan["created_at"])
     if not history:
@@ -533,12 +531,7 @@ def _coverage_view(
         if series
         else None
     )
-    open_findings = [
-        json.loads(row["record"])
-        for row in run_stores(store, latest.run_id)
-        if row["finding"] is not None and row["status"] != "acknowledged" and row["score"] > 0
-    ]
-    shown = open_findings[: options.coverage_findings]
+    shown, total = open_findings(store, latest.run_id, options.coverage_findings)
 
     def card(key: str, share: float | None, part: int, whole: int, hint: str) -> dict[str, Any]:
         return {
@@ -603,7 +596,7 @@ def _coverage_view(
             }
             for f in shown
         ],
-        "more": len(open_findings) - len(shown),
+        "more": total - len(shown),
         "report": f"discovery-{latest.run_id}.json",
     }
 
