@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
@@ -37,6 +37,9 @@ from sweeper.report import location_rows, summary_rows
 from sweeper.report_i18n import Language, texts
 from sweeper.retention import Period
 from sweeper.store import Store
+
+if TYPE_CHECKING:
+    from sweeper.settings import Settings
 
 OVERDUE = ("due", "legacy_due")
 EXPLAINED = ("held", "locked", "protected", "no_clock")
@@ -83,7 +86,7 @@ class ReportOptions:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
-    def from_settings(cls, settings: Any, plan_id: str, **given: Any) -> ReportOptions:
+    def from_settings(cls, settings: Settings, plan_id: str, **given: Any) -> ReportOptions:
         """Return the options the settings give for a plan's report, overridden by ``given``
         (``language``, ``program``, …)."""
         values: dict[str, Any] = {
@@ -602,7 +605,8 @@ def _coverage_view(
 
 
 def _floor_percent(share: float) -> int:
-    """A share as a whole percentage rounded down: 82 of 83 is 98%, never a full 100%."""
+    """A share as a whole percentage rounded down (82 of 83 is 98%), so that a share short of
+    all never shows as 100%."""
     return math.floor(share * 100 + 1e-9)
 
 
