@@ -22,7 +22,7 @@ Samples
     ``keep_access_times`` is set, since a rule may use the ``accessed`` clock. At most
     ``bytes`` are read; a spreadsheet is read row by row (openpyxl, read-only), up to ``rows``
     rows of its first five sheets, and skipped when its sheets and shared strings unpack to
-    more than 32 times ``bytes``.
+    more than 32 times ``bytes`` (``connectors._content``, shared with the bucket connector).
 
 Coverage
     A location covers a folder fully when one of its include patterns ends in ``**`` below a
@@ -35,19 +35,15 @@ Coverage
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import errno
-import heapq
-import io
 import os
 import re
-import zipfile
-import zlib
 from collections.abc import Iterator
 from stat import S_ISREG
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
+from connectors._content import READABLE, Candidate, chosen, keep, samples
 from connectors.base import (
     FULL,
     NONE,
@@ -85,28 +81,6 @@ from sweeper.ropa.model import FileLocation
 if TYPE_CHECKING:
     from connectors.fileshare import FileShareConnector
 
-TABULAR: Final = frozenset({"csv", "tsv", "tab"})
-SPREADSHEET: Final = frozenset({"xlsx", "xlsm"})
-TEXT: Final = frozenset(
-    {"txt", "text", "log", "md", "json", "xml", "html", "htm", "sql", "vcf", "ldif", "ics"}
-    | {"yaml", "yml", "ini", "eml", "rtf"}
-)
-_SHEETS = 5
-_SHEET_COLUMNS = 200
-_SPREADSHEET_FACTOR = 32
-
-
-READABLE: Final = TABULAR | SPREADSHEET | TEXT
-
-
-def _extension(name: str) -> str:
-    return name.rpartition(".")[2].lower() if "." in name else ""
-
-
-def readable_type(name: str) -> bool:
-    """Given a file name, return whether discovery reads its content."""
-    return _extension(name) in READABLE
-
 
 @dataclasses.dataclass
 class _Store:
@@ -118,20 +92,9 @@ class _Store:
     newest: int | None = None
     stale: int = 0
     readable: int = 0  # files of a type whose content is read
-    # heaps of (-hash, path, size): the files to read, and to judge by name
-    read: list[tuple[int, str, int]] = dataclasses.field(default_factory=list)
-    named: list[tuple[int, str, int]] = dataclasses.field(default_factory=list)
-
-
-def _keep(heap: list[tuple[int, str, int]], limit: int, path: str, size: int) -> None:
-    """Keep the ``limit`` paths with the lowest hash: a sample that is the same on every run."""
-    if limit <= 0:
-        return
-    h = zlib.crc32(path.encode("utf-8", "surrogateescape"))
-    if len(heap) < limit:
-        heapq.heappush(heap, (-h, path, size))
-    elif -heap[0][0] > h:
-        heapq.heapreplace(heap, (-h, path, size))
+    # heaps (connectors._content.keep): the files to read, and to judge by name
+    read: list[Candidate] = dataclasses.field(default_factory=list)
+    named: list[Candidate] = dataclasses.field(default_factory=list)
 
 
 def root_parts(connector: FileShareConnector) -> tuple[str, ...]:
@@ -218,9 +181,9 @@ def discover(
                     dot = path.rfind(".")
                     if dot > path.rfind("/") and path[dot + 1 :].lower() in READABLE:
                         store.readable += 1
-                        _keep(store.read, limits[0], path, size)
+                        keep(store.read, limits[0], path, size)
                     else:
-                        _keep(store.named, limits[1], path, size)
+                        keep(store.named, limits[1], path, size)
                 elif tag == _FINDING and record[1] == "unreadable":
                     _, _, path, message = record
                     where = "." if path == "." and not prefix else _key(prefix, path)
@@ -229,8 +192,8 @@ def discover(
         for where in sorted(stores):
             store = stores[where]
             candidates[where] = (
-                [(_key(prefix, p), s) for _, p, s in sorted(store.read, reverse=True)],
-                [(_key(prefix, p), s) for _, p, s in sorted(store.named, reverse=True)],
+                [(_key(prefix, p), s) for p, s, _ in chosen(store.read)],
+                [(_key(prefix, p), s) for p, s, _ in chosen(store.named)],
             )
             yield DiscoveredStore(
                 "folder",
@@ -321,23 +284,8 @@ def _read(tree: _Tree, key: str, size: int, request: SampleRequest) -> Iterator[
         return
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(handle.fileno())
-        if not S_ISREG(st.st_mode):
-            return
-        ext = _extension(name)
-        if ext in SPREADSHEET:
-            yield from _spreadsheet(handle, key, name, st.st_size, request)
-            return
-        data = handle.read(request.bytes)
-    truncated = st.st_size > len(data)
-    text = _decode(data, truncated)
-    whole = max(1, st.st_size)
-    if ext in TABULAR:
-        rows, used = _csv_rows(text, ext, request.rows)
-        share = min(1.0, len(text[:used].encode("utf-8", "replace")) / whole)
-        yield Sample(key, name, rows=rows, size=st.st_size, fraction=share or None)
-    else:
-        share = min(1.0, len(text.encode("utf-8", "replace")) / whole)
-        yield Sample(key, name, text=text, size=st.st_size, fraction=share or None)
+        if S_ISREG(st.st_mode):
+            yield from samples(key, name, st.st_size, handle, request)
 
 
 def _open_file(folder: int, name: bytes, keep_access_times: bool) -> int | None:
@@ -351,73 +299,6 @@ def _open_file(folder: int, name: bytes, keep_access_times: bool) -> int | None:
         if keep_access_times:
             return None
         return os.open(name, _FILE_FLAGS, dir_fd=folder)
-
-
-def _decode(data: bytes, truncated: bool) -> str:
-    if truncated:
-        end = data.rfind(b"\n")
-        if end > 0:
-            data = data[: end + 1]  # no half line at the end
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
-
-
-def _csv_rows(text: str, ext: str, limit: int) -> tuple[list[list[str]], int]:
-    """Given a CSV file's text, return its first ``limit`` rows after the first line, and how
-    many characters of the text they take."""
-    lines = text.splitlines(keepends=True)
-    if not lines:
-        return [], 0
-    if ext in ("tsv", "tab"):
-        delimiter = "\t"
-    else:
-        first = lines[0]
-        delimiter = max((";", ",", "\t", "|"), key=first.count)
-    taken = lines[: limit + 1]
-    rows = list(csv.reader((line.rstrip("\r\n") for line in taken), delimiter=delimiter))
-    return rows, sum(len(line) for line in taken)
-
-
-def _spreadsheet(
-    handle: io.BufferedReader, key: str, name: str, size: int, request: SampleRequest
-) -> Iterator[Sample]:
-    try:
-        with zipfile.ZipFile(handle) as archive:
-            unpacked = sum(
-                i.file_size
-                for i in archive.infolist()
-                if i.filename.startswith("xl/worksheets/") or i.filename == "xl/sharedStrings.xml"
-            )
-    except (zipfile.BadZipFile, OSError):
-        yield Sample(key, name, size=size, skipped="not a readable spreadsheet")
-        return
-    if unpacked > _SPREADSHEET_FACTOR * max(request.bytes, 1):
-        yield Sample(key, name, size=size, skipped="too large to sample")
-        return
-    handle.seek(0)
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(handle, read_only=True, data_only=True)
-    except Exception:  # noqa: BLE001  (openpyxl raises many kinds for a damaged file)
-        yield Sample(key, name, size=size, skipped="not a readable spreadsheet")
-        return
-    try:
-        for number, sheet in enumerate(book.worksheets[:_SHEETS], start=1):
-            rows = []
-            columns = min(_SHEET_COLUMNS, sheet.max_column or _SHEET_COLUMNS)
-            for row in sheet.iter_rows(max_row=request.rows + 1, max_col=columns, values_only=True):
-                cells = list(row)
-                while cells and cells[-1] is None:
-                    cells.pop()
-                rows.append(cells)
-            total = sheet.max_row  # from the sheet's dimension; None where it has none
-            share = min(1.0, len(rows) / total) if total and rows else None
-            yield Sample(key, name, rows=rows, size=size, sheet=number, fraction=share)
-    finally:
-        book.close()
 
 
 # -- coverage -----------------------------------------------------------------------------------

@@ -80,10 +80,11 @@ Looking up and acting
     connector in a dry run refuses every action.
 
 Discovery
-    ``discover`` lists the buckets the credentials can list (or ``DiscoverRequest.base``)
-    and, per bucket and per prefix down to ``depth`` levels, the objects, bytes, oldest and
-    newest LastModified and how many are stale; a bucket that cannot be listed is an
-    ``uninspectable`` finding.
+    ``discover`` lists the buckets the credentials can list (or the target's base) and shares
+    each bucket's objects (every version holding data) out between the bucket's own store and
+    its prefixes down to ``depth`` levels, with objects, bytes, ages and stale objects;
+    ``sample`` reads a few objects of each with a ranged GetObject; a bucket that cannot be
+    listed is an ``uninspectable`` finding. See ``connectors._bucketdiscovery``.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ from connectors.base import (
     LocationModel,
     NotDueSummary,
     Outcome,
+    Sample,
+    SampleRequest,
     ScanFinding,
     ScannedItem,
     ScanOutput,
@@ -395,6 +398,8 @@ class BucketConnector(Connector):
         self._buckets: dict[str, _BucketInfo] = {}
         self._verified: dict[tuple[str, str], tuple[_Key, _Lock]] = {}
         self._secrets: list[str] = []
+        # per discovered store: the objects to read and to judge by name (key, size, version)
+        self._discovery_samples: dict[str, tuple[list[tuple[str, int, str | None]], ...]] = {}
 
     # -- the client ------------------------------------------------------------------------
 
@@ -1054,63 +1059,44 @@ class BucketConnector(Connector):
         outcomes = [*deleter.add(item, lock), *deleter.flush()]
         return outcomes[0]
 
-    # -- discovery -------------------------------------------------------------------------
+    # -- discovery (connectors._bucketdiscovery) -------------------------------------------
 
     def discover(self, request: DiscoverRequest) -> Iterator[DiscoveredStore | ScanFinding]:
-        """Stream each bucket (or ``request.base``) and its prefixes down to ``request.depth``
-        levels with objects, bytes, ages and stale objects; a bucket that cannot be listed is
-        an ``uninspectable`` finding."""
-        if request.base is not None:
-            buckets = [request.base]
-        else:
-            try:
-                reply = self._call("list the buckets (s3:ListAllMyBuckets)", None, "list_buckets")
-            except LocationInvalid as err:
-                yield ScanFinding("uninspectable", "(all buckets)", str(err))
-                return
-            buckets = [b["Name"] for b in reply.get("Buckets", ())]
-        for bucket in buckets:
-            yield from self._discover_bucket(bucket, request)
+        """Stream each bucket (or ``request.base``) as stores: the bucket's own objects and its
+        prefixes down to ``request.depth`` levels, each object in one store, with objects,
+        bytes, ages and stale objects; a bucket that cannot be listed is ``uninspectable``."""
+        from connectors import _bucketdiscovery
 
-    def _discover_bucket(
-        self, bucket: str, request: DiscoverRequest
-    ) -> Iterator[DiscoveredStore | ScanFinding]:
-        stale_before = request.now - request.stale_after
-        totals = _Tally()
-        prefixes: dict[str, _Tally] = {}
-        limit = int(self._option("discover_prefixes", 10_000))
-        try:
-            info = self._bucket(bucket)
-            for page in self._pages(bucket, "", False):
-                for key, version in page:
-                    totals.add(version, stale_before)
-                    parts = key.split("/")[:-1][: request.depth]
-                    for level in range(1, len(parts) + 1):
-                        prefix = "/".join(parts[:level]) + "/"
-                        tally = prefixes.get(prefix)
-                        if tally is None:
-                            if len(prefixes) >= limit:
-                                continue
-                            tally = prefixes[prefix] = _Tally()
-                        tally.add(version, stale_before)
-        except ConnectorError as err:
-            if isinstance(err, SystemUnreachable) and "refused the credentials" in str(err):
-                raise
-            yield ScanFinding("uninspectable", bucket, str(err))
-            return
-        details = {"versioning": info.versioned, "object_lock": info.locked}
-        yield totals.store("bucket", bucket, details)
-        for prefix, tally in sorted(prefixes.items()):
-            yield tally.store("prefix", f"{bucket}/{prefix}", None)
-        if len(prefixes) >= limit:
-            yield ScanFinding(
-                "truncated",
-                bucket,
-                f"more than {limit} prefixes: only the first {limit} are listed",
-            )
+        return _bucketdiscovery.discover(self, request)
+
+    def sample(self, request: SampleRequest) -> Iterator[Sample | ScanFinding]:
+        """Read a few objects of a discovered bucket or prefix (CSV, TSV, XLSX, text; one
+        ranged GetObject of at most ``request.bytes`` each) and name the others."""
+        from connectors import _bucketdiscovery
+
+        return _bucketdiscovery.sample(self, request)
+
+    def scope(self, request: DiscoverRequest) -> tuple[str, ...]:
+        """Return the place discovery reaches: the endpoint, or the base bucket and prefix."""
+        from connectors import _bucketdiscovery
+
+        return _bucketdiscovery.scope(self, request)
+
+    def locate(self, store: DiscoveredStore) -> tuple[str, ...]:
+        """Return a store's place: ``("bucket", endpoint, bucket, *prefix segments)``."""
+        from connectors import _bucketdiscovery
+
+        return _bucketdiscovery.locate(self, store)
+
+    def coverage(self, location: Any, place: tuple[str, ...], store: DiscoveredStore) -> str:
+        """Return whether the location's bucket, prefix and key_regex cover the store."""
+        from connectors import _bucketdiscovery
+
+        return _bucketdiscovery.coverage(self, location, place, store)
 
     def close(self) -> None:
         self._verified = {}
+        self._discovery_samples = {}
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -1284,31 +1270,6 @@ class _Pool:
                 _POOL, thread_name_prefix="ropa-sweeper-s3"
             )
         return list(self.executor.map(fn, items))
-
-
-@dataclass
-class _Tally:
-    items: int = 0
-    size: int = 0
-    oldest: datetime | None = None
-    newest: datetime | None = None
-    stale: int = 0
-
-    def add(self, version: _Version, stale_before: datetime) -> None:
-        self.items += 1
-        self.size += version.size
-        moment = version.modified
-        if self.oldest is None or moment < self.oldest:
-            self.oldest = moment
-        if self.newest is None or moment > self.newest:
-            self.newest = moment
-        if moment < stale_before:
-            self.stale += 1
-
-    def store(self, kind: str, where: str, details: dict[str, Any] | None) -> DiscoveredStore:
-        return DiscoveredStore(
-            kind, where, self.items, self.size, self.oldest, self.newest, self.stale, details
-        )
 
 
 def _count(summary: NotDueSummary, item: _Key, clock: datetime) -> NotDueSummary:

@@ -319,50 +319,27 @@ def _report_for_people(
     obj: _Context, store: Any, plan_id: str, fmt: str, output: Path | None, lang: str | None
 ) -> None:
     """Write the HTML or XLSX report of a plan, to a file (atomically) or to stdout."""
-    import os
     import shutil
     import tempfile
 
-    from sweeper.report_html import ReportOptions, write_html
-    from sweeper.report_xlsx import write_xlsx
+    from sweeper.report_html import ReportOptions, save_report
 
     settings = obj.settings
     plan = store.plan(plan_id)
-    options = ReportOptions(
-        language=lang or settings.report_language,  # type: ignore[arg-type]
-        timezone=settings.report_timezone,
-        items_per_location=settings.report_items_per_location,
-        approvers_required=settings.approvers_required,
-        plan_max_age=settings.plan_max_age,
-        program=_program(obj),
-        full_reports=(f"plan-{plan['id']}.csv", f"plan-{plan['id']}.xlsx"),
+    options = ReportOptions.from_settings(
+        settings, plan["id"], language=lang, program=_program(obj)
     )
     to_stdout = output is not None and str(output) == "-"
     if to_stdout and fmt == "xlsx" and sys.stdout.isatty():
         raise SweeperError("an xlsx report is binary: give -o FILE, or pipe stdout")
-    target = (
-        settings.reports_path / f"plan-{plan['id']}.{fmt}"
-        if output is None or to_stdout
-        else output
-    )
-    folder = target.parent if not to_stdout else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        if fmt == "xlsx":
-            write_xlsx(store, plan["id"], Path(tmp), options)
-        else:
-            with open(tmp, "w", encoding="utf-8") as out:
-                write_html(store, plan["id"], out, options)
-        if to_stdout:
-            with open(tmp, "rb") as written:
-                shutil.copyfileobj(written, sys.stdout.buffer)
-            return
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    if to_stdout:
+        with tempfile.TemporaryDirectory() as folder:
+            written = save_report(store, plan["id"], Path(folder) / f"report.{fmt}", options, fmt)
+            with written.open("rb") as report:
+                shutil.copyfileobj(report, sys.stdout.buffer)
+        return
+    target = settings.reports_path / f"plan-{plan['id']}.{fmt}" if output is None else output
+    save_report(store, plan["id"], target, options, fmt)
     err_console.print(f"written: {target}")
 
 

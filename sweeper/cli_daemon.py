@@ -113,23 +113,29 @@ def run(ctx: click.Context, job: str, once: bool, ropa_path: Path | None) -> Non
 @click.pass_obj
 def status(obj: Any, fmt: str) -> None:
     """What the sweeper did and will do: last and next runs, plans awaiting approval, holds,
-    legacy systems, and who holds the execution lock. Works whether the daemon runs or not."""
+    legacy systems, who holds the execution lock, and the coverage of the latest discovery runs
+    with its trend. Works whether the daemon runs or not."""
+    from sweeper.coverage import coverage_history
     from sweeper.store import Store
 
     settings: Settings = obj.settings
     store = Store.open(settings.state_database_url)
     try:
-        report = _status(settings, store)
+        history = coverage_history(store, settings.discovery.trend_runs)
+        report = _status(settings, store, history)
     finally:
         store.close()
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, default=str))
         return
     _print_status(report)
+    _print_coverage_status(history)
 
 
-def _status(settings: Settings, store: Any) -> dict[str, Any]:
+def _status(settings: Settings, store: Any, trend: list[Any]) -> dict[str, Any]:
+    """The status as data; ``trend`` is the coverage of the latest discovery runs."""
     from sweeper.approve import decisions
+    from sweeper.coverage import change
     from sweeper.holds import all_holds
     from sweeper.lock import current_holder
     from sweeper.metrics import last_runs, latest_full_plan
@@ -178,6 +184,19 @@ def _status(settings: Settings, store: Any) -> dict[str, Any]:
         "latest_plan": latest["id"] if latest else None,
         "legacy_systems": latest["summary"].get("legacy_systems", []) if latest else [],
         "lock": str(holder) if holder else None,
+        "coverage": trend[-1].as_dict() if trend else None,
+        "coverage_change": change(trend),
+        "coverage_trend": [
+            {
+                "run_id": c.run_id,
+                "at": c.at,
+                "complete": c.complete,
+                **c.shares(),
+                "legacy_systems_with_data": c.legacy_systems_with_data,
+                "uninspectable": c.uninspectable,
+            }
+            for c in trend
+        ],
     }
 
 
@@ -321,6 +340,17 @@ def _print_status(report: dict[str, Any]) -> None:
     console.print(
         f"execution lock: held by {report['lock']}" if report["lock"] else "execution lock: free"
     )
+
+
+def _print_coverage_status(history: list[Any]) -> None:
+    """The coverage of the latest discovery runs, as `sweeper discover runs` prints it."""
+    from sweeper.cli import console
+    from sweeper.cli_discover import _print_coverage
+
+    if not history:
+        console.print("coverage: discovery has not run yet (sweeper discover, or the discover job)")
+        return
+    _print_coverage(history)
 
 
 # -- config -------------------------------------------------------------------------------------

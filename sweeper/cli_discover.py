@@ -24,10 +24,6 @@ class _HasSettings(Protocol):
     def settings(self) -> Settings: ...
 
 
-def _percent(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:.0f}%"
-
-
 @click.group(invoke_without_command=True)
 @click.option(
     "--ropa",
@@ -149,9 +145,12 @@ def _print_systems(systems: list[Any]) -> None:
 
 
 def _print_coverage(history: list[Coverage]) -> None:
+    """Print the coverage of the runs (oldest first), how the latest moved, and the legacy
+    systems of the latest that still hold data."""
     from rich.table import Table
 
     from sweeper.cli import console
+    from sweeper.coverage import change, percent
 
     if not history:
         return
@@ -161,6 +160,7 @@ def _print_coverage(history: list[Coverage]) -> None:
         "activities enforceable",
         "stores registered",
         "personal-data stores registered",
+        "personal records registered",
         "legacy systems with data",
         "uninspectable",
     ):
@@ -168,13 +168,26 @@ def _print_coverage(history: list[Coverage]) -> None:
     for c in history:
         table.add_row(
             c.run_id,
-            f"{_percent(c.activities_share)} ({c.activities_enforceable}/{c.activities})",
-            f"{_percent(c.stores_share)} ({c.stores_registered}/{c.stores})",
-            f"{_percent(c.personal_share)} ({c.personal_stores_registered}/{c.personal_stores})",
+            f"{percent(c.activities_share)} ({c.activities_enforceable}/{c.activities})",
+            f"{percent(c.stores_share)} ({c.stores_registered}/{c.stores})",
+            f"{percent(c.personal_share)} ({c.personal_stores_registered}/{c.personal_stores})",
+            f"{percent(c.records_share)} (~{c.personal_records_registered}/~{c.personal_records})",
             str(c.legacy_systems_with_data),
             str(c.uninspectable),
         )
     console.print(table)
+    moved = {k: v for k, v in change(history).items() if v}
+    if moved:
+        names = {
+            "activities_share": "activities enforceable",
+            "stores_share": "stores registered",
+            "personal_share": "personal-data stores registered",
+            "records_share": "personal records registered",
+        }
+        console.print(
+            "since the run before: "
+            + ", ".join(f"{names[k]} {v:+.1f} points" for k, v in moved.items())
+        )
     latest = history[-1]
     for legacy in latest.legacy_systems:
         console.print(

@@ -2,12 +2,15 @@
 
 Jobs (``JOBS``):
 
-* ``plan``: a dry run of the configured RoPA; a stored plan and its reports for review.
+* ``plan``: a dry run of the configured RoPA; a stored plan and its reports for review: JSON
+  and CSV, and the privacy officer's HTML report unless ``plan_job_html`` is false.
 * ``execute``: approved plans not yet finished (never run, stopped, failed, or approved again
   since they last ran), oldest first; and, when the RoPA has ``auto_approve`` rules, a fresh
   dry run of those rules' activities and its execution. Execution only ever acts from a stored
   plan (DESIGN invariant 1) and under the execution lock (``sweeper.lock``).
-* ``discover``: not available in this version (``JOBS["discover"]`` is where it goes).
+* ``discover``: discovery of shadow data (``sweeper.discover``): every system's stores,
+  compared with the RoPA's locations and sampled within the discovery bounds; a stored,
+  audited run with its coverage and JSON report. It changes nothing on any system.
 * ``prune``: the sweeper's own plans, reports and job records older than ``plan_retention``,
   and audit segments older than ``audit_retention``.
 
@@ -68,12 +71,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class JobUnavailable(SweeperError):
-    """The job is not available in this version."""
-
-    exit_code = 2
-
-
 class Stopped(Exception):
     """Raised inside a dry run when a stop was requested: the dry run is abandoned."""
 
@@ -106,6 +103,9 @@ class JobProgress:
     """The plan builder's and executor's progress display, for a daemon job: it says what is
     being done (throttled) and, in a dry run, abandons it when a stop is requested."""
 
+    # per job: what its STATUS lines say it does to the label, and what it counts
+    WORDS = {"plan": ("scanning ", "items"), "discover": ("", "stores")}
+
     def __init__(self, runtime: Runtime, job: str, *, abandon_on_stop: bool) -> None:
         self.runtime = runtime
         self.job = job
@@ -133,8 +133,8 @@ class JobProgress:
         if force or now - self._said >= 1.0:
             self._said = now
             of = f"/{self.total}" if self.total else ""
-            verb = "scanning" if self.job == "plan" else "acting on"
-            self.runtime.on_progress(f"{self.job}: {verb} {self.label}, {self.count}{of} items")
+            verb, unit = self.WORDS.get(self.job, ("acting on ", "items"))
+            self.runtime.on_progress(f"{self.job}: {verb}{self.label}, {self.count}{of} {unit}")
 
 
 # -- the jobs ----------------------------------------------------------------------------------
@@ -166,6 +166,7 @@ def plan_job(runtime: Runtime) -> Outcome:
             "complete": result.complete,
             "errors": errors,
         }
+        html_problem = _html_report(store, settings, result.plan_id, details)
     finally:
         store.close()
     totals = result.summary.get("totals", {})
@@ -173,10 +174,37 @@ def plan_job(runtime: Runtime) -> Outcome:
         f"plan {result.plan_id}: {result.item_count} item(s), "
         f"{totals.get('due', 0) + totals.get('legacy_due', 0)} due"
     )
+    if html_problem:
+        message += f"; {html_problem}"
     if not result.complete:
         failed = ", ".join(sorted(errors))
         return Outcome("failed", f"{message}; incomplete, failed: {failed}", details)
     return Outcome("ok", message, details)
+
+
+def _html_report(
+    store: Store, settings: Settings, plan_id: str, details: dict[str, Any]
+) -> str | None:
+    """Write the plan's HTML report next to its JSON and CSV (unless ``plan_job_html`` is
+    false) and name it in ``details``; return what went wrong, if anything. A report that
+    cannot be written leaves the stored plan as it is: it can be rendered again with
+    ``sweeper report PLAN --format html``."""
+    from jinja2 import TemplateError
+
+    from sweeper.report_html import ReportOptions, save_report
+
+    if not settings.plan_job_html:
+        return None
+    target = settings.reports_path / f"plan-{plan_id}.html"
+    try:
+        save_report(store, plan_id, target, ReportOptions.from_settings(settings, plan_id))
+    except (OSError, TemplateError, SweeperError) as err:
+        log.error("the HTML report could not be written", plan_id=plan_id, error=str(err))
+        return (
+            f"the HTML report could not be written ({err}); sweeper report {plan_id} --format html"
+        )
+    details["html"] = str(target)
+    return None
 
 
 def execute_job(runtime: Runtime) -> Outcome:
@@ -302,6 +330,51 @@ def _record_execution(store: Store, plan_id: str, run_id: str | None, outcome: s
         )
 
 
+def discover_job(runtime: Runtime) -> Outcome:
+    """Discover stores holding personal data the RoPA does not cover: a stored, audited run
+    with its coverage and JSON report. A stop abandons it (it has changed nothing and stores
+    nothing until it ends)."""
+    from sweeper.coverage import percent
+    from sweeper.discover import DiscoveryOptions, run_discovery
+
+    settings = runtime.settings
+    store = Store.open(settings.state_database_url)
+    try:
+        options = DiscoveryOptions(
+            progress=JobProgress(runtime, "discover", abandon_on_stop=True),
+            reports_dir=settings.reports_path,
+            created_by=runtime.actor,
+        )
+        try:
+            result = run_discovery(runtime.loaded, settings, store, options)
+        except Stopped:
+            return Outcome("stopped", "discovery was stopped on request; nothing of it was stored")
+    finally:
+        store.close()
+    coverage = result.coverage
+    failed = {s.system: s.reason for s in result.systems if s.outcome == "failed"}
+    details = {
+        "run": result.run_id,
+        "complete": result.complete,
+        "stores": len(result.stores),
+        "findings": len(result.findings),
+        "report": str(result.report) if result.report else None,
+        "coverage": {
+            **coverage.shares(),
+            "legacy_systems_with_data": coverage.legacy_systems_with_data,
+        },
+        "errors": {system: 1 for system in failed},
+    }
+    message = (
+        f"discovery {result.run_id}: {len(result.stores)} store(s), "
+        f"{len(result.findings)} finding(s); registered: {percent(coverage.stores_share)} of "
+        f"the stores, {percent(coverage.personal_share)} of those with personal data"
+    )
+    if not result.complete:
+        return Outcome("failed", f"{message}; incomplete, failed: {', '.join(failed)}", details)
+    return Outcome("ok", message, details)
+
+
 def pending_plans(store: Store, settings: Settings, digest: str, now: datetime) -> list[str]:
     """Return the ids of approved plans an execute job should run, oldest first: plans made
     from this RoPA, ready, not rejected, not expired, and either never executed, or last
@@ -343,11 +416,6 @@ def pending_plans(store: Store, settings: Settings, digest: str, now: datetime) 
         ):
             found.append(plan_id)
     return found
-
-
-DISCOVER_MISSING = (
-    "discovery of shadow data is not available in this version: set schedule.discover to 'never'"
-)
 
 
 def prune_job(runtime: Runtime) -> Outcome:
@@ -448,11 +516,11 @@ def _plan_errors(store: Store, plan_id: str, summary: dict[str, Any]) -> dict[st
     return errors
 
 
-# Where each job is done. "discover" is wired here when sweeper/discover.py exists (issue 8).
-JOBS: dict[str, Callable[[Runtime], Outcome] | None] = {
+# Where each job is done.
+JOBS: dict[str, Callable[[Runtime], Outcome]] = {
     "plan": plan_job,
     "execute": execute_job,
-    "discover": None,
+    "discover": discover_job,
     "prune": prune_job,
 }
 
@@ -464,8 +532,6 @@ def run_recorded(runtime: Runtime, job: str, trigger: str) -> Outcome:
     """Run one job, recorded in the state store's job_runs, logged, and with the metrics
     written after it. A SweeperError ends the job as failed, never the daemon."""
     function = JOBS[job]
-    if function is None:
-        raise JobUnavailable(DISCOVER_MISSING)
     settings = runtime.settings
     store = Store.open(settings.state_database_url)
     started = _utc_now()
@@ -552,9 +618,8 @@ def load_everything(
         raise SettingsInvalid(
             [Problem(source, "ropa", "the daemon needs a RoPA: set 'ropa' or pass --ropa PATH")]
         )
-    problems = check_timetable(settings, source)
     loaded = load_ropa(path)
-    problems += check_writable(settings)
+    problems = check_writable(settings)
     problems += check_credentials(settings, loaded)
     if problems:
         raise SettingsInvalid(problems)
@@ -566,13 +631,6 @@ def load_everything(
     finally:
         store.close()
     return settings, loaded
-
-
-def check_timetable(settings: Settings, source: str) -> list[Problem]:
-    """Return problems with the timetable that its syntax does not show."""
-    if not settings.schedule.discover.never and JOBS["discover"] is None:
-        return [Problem(source, "schedule.discover", DISCOVER_MISSING)]
-    return []
 
 
 def check_writable(settings: Settings) -> list[Problem]:

@@ -60,7 +60,13 @@ from sweeper.detect import Detectors, Pattern, Tally, sensitivity
 from sweeper.errors import ActionUnsupported, SweeperError
 from sweeper.plan import NoProgress, Progress
 from sweeper.ropa.load import LoadedRopa
-from sweeper.ropa.model import DiscoveryTarget, Ropa, SqlLocation, SystemStatus
+from sweeper.ropa.model import (
+    BucketLocation,
+    DiscoveryTarget,
+    Ropa,
+    SqlLocation,
+    SystemStatus,
+)
 from sweeper.settings import Settings
 from sweeper.store import (
     Store,
@@ -86,6 +92,9 @@ log = structlog.get_logger("sweeper.discover")
 REPORT_FORMAT = "ropa-sweeper/discovery-report/1"
 REGISTERED, PARTLY, UNREGISTERED = "registered", "partial", "unregistered"
 UNINSPECTABLE = "uninspectable"
+FILE_STORES = frozenset({"folder", "bucket", "prefix"})
+"""Kinds of store that hold files or objects: sampled file by file, and a file that cannot be
+read leaves the rest of the store inspected."""
 FINDING_KINDS = {PARTLY: "partially_registered", UNREGISTERED: "unregistered"}
 UNKNOWN_SENSITIVITY = 1.0
 """The sensitivity of a store whose content could not be inspected: above what was inspected
@@ -322,9 +331,13 @@ class _Run:
                     self._discover(system_id, connector)
             for result in self.results:
                 self._cover(result)
+            progress = self.options.progress
+            progress.start("sampling the stores", total=len(self.results))
             for result in self.results:
                 self._sample(result)
                 self._score(result)
+                progress.advance(1)
+            progress.finish("sampling the stores", "done")
         finally:
             for connector in self.connectors.values():
                 connector.close()
@@ -377,14 +390,25 @@ class _Run:
                     if target.sample
                     else 0,
                     "sample_names": self.bounds.sample_names if target.sample else 0,
+                    "buckets": sorted(
+                        {
+                            loc.bucket
+                            for a in self.ropa.activities
+                            for loc in a.locations
+                            if isinstance(loc, BucketLocation) and loc.system == system.id
+                        }
+                    ),
                 },
             )
 
     def _overlaps(self) -> None:
         """Where systems reach the same place, discover it once: a system skips the places of
-        narrower systems of its kind; of systems reaching the very same place, the first used
-        by an activity (else the first) discovers it."""
+        narrower systems of its kind; of systems reaching the very same place, the first that
+        a discovery target names (a site's discovery-only system for a whole S3 account, say,
+        whose credentials may list more than an activity's), else the first used by an
+        activity, else the first, discovers it."""
         used = {loc.system for a in self.ropa.activities for loc in a.locations}
+        named = {t.system for t in self.ropa.discovery.targets}
         scopes: dict[str, tuple[str, ...]] = {}
         for system_id, connector in list(self.connectors.items()):
             if system_id not in self.requests:
@@ -394,7 +418,7 @@ class _Run:
             except SweeperError as err:
                 self.systems[system_id].outcome = "failed"
                 self.systems[system_id].reason = str(err)
-        ordered = sorted(scopes, key=lambda s: (s not in used, self._order(s)))
+        ordered = sorted(scopes, key=lambda s: (s not in named, s not in used, self._order(s)))
         owners: dict[tuple[str, ...], str] = {}
         for system_id in ordered:
             place = scopes[system_id]
@@ -439,7 +463,7 @@ class _Run:
         for finding in loose:
             result = found.get(finding.where)
             if result is None:
-                kind = "folder" if system.kind == "fileshare" else "place"
+                kind = {"fileshare": "folder"}.get(system.kind, "place")
                 probe = DiscoveredStore(kind, finding.where, details={"extent": "subtree"})
                 result = found[finding.where] = self._result(system_id, connector, probe)
             result.inspected = False
@@ -559,7 +583,7 @@ class _Run:
                 for out in self.connectors[result.system].sample(request):
                     if isinstance(out, ScanFinding):
                         result.problems.append(out.message)
-                        if result.kind != "folder":
+                        if result.kind not in FILE_STORES:
                             result.inspected = False
                         continue
                     sampled_names = sampled_names or out.fields is not None
@@ -568,7 +592,7 @@ class _Run:
                 pass
             except SweeperError as err:
                 result.problems.append(f"sampling failed: {err}")
-        if result.registration == PARTLY and result.kind == "folder" and result.items:
+        if result.registration == PARTLY and result.kind in FILE_STORES and result.items:
             # Every file was sampled: the files themselves say what the patterns cover.
             if result.sampled >= result.items and result.covered_files >= result.items:
                 result.registration = REGISTERED
@@ -633,7 +657,7 @@ class _Run:
 
     def _score(self, result: StoreResult) -> None:
         evidence = result.tally if result.registration != PARTLY else result.uncovered
-        if result.kind == "folder" or result.personal_files:
+        if result.kind in FILE_STORES or result.personal_files:
             result.estimated = _file_estimate(result)
         elif evidence.records:
             share = max(evidence.with_values, evidence.named_records) / evidence.records
@@ -733,6 +757,10 @@ class _Run:
             legacy_systems_with_data=len(legacy),
             uninspectable=sum(1 for r in self.results if not r.inspected),
             legacy_systems=legacy,
+            personal_records=sum(r.estimated for r in personal),
+            personal_records_registered=sum(
+                r.estimated for r in personal if r.registration == REGISTERED
+            ),
         )
 
     def _summary(self) -> dict[str, Any]:
@@ -796,9 +824,7 @@ class _Run:
             stores=len(self.results),
             findings=summary["findings"],
             coverage={
-                "activities_share": coverage.activities_share,
-                "stores_share": coverage.stores_share,
-                "personal_share": coverage.personal_share,
+                **coverage.shares(),
                 "legacy_systems_with_data": coverage.legacy_systems_with_data,
             },
             failed_systems={
@@ -1092,6 +1118,19 @@ def suggest(loaded: LoadedRopa, record: dict[str, Any]) -> str:
             f"- system: {system_id}",
             f"  include: [{json.dumps(pattern)}]",
             "  clock: modified   # check: or created, {path_date: GROUP}, {event: ID}",
+        ]
+    elif record["kind"] in ("bucket", "prefix") and system is not None and system.kind == "bucket":
+        bucket, _, prefix = record["where"].partition("/")
+        if details.get("extent") == "objects":
+            lines.append(
+                "# The prefix covers the keys below it too, which discovery counts in stores "
+                "of their own: narrow it with key_regex if they belong elsewhere"
+            )
+        lines += [
+            f"- system: {system_id}",
+            f"  bucket: {json.dumps(bucket)}",
+            f"  prefix: {json.dumps(prefix)}",
+            "  clock: modified   # check: or created, {path_date: GROUP}, {tag: KEY}, {event: ID}",
         ]
     else:
         lines += [

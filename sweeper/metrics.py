@@ -19,6 +19,27 @@ From the latest complete-RoPA plan (not the daemon's dry runs of auto_approve ru
 ``sweeper_legacy_system_decommissioned_days{system}``    days since it was decommissioned
 =====================================================  ===========================================
 
+From the latest discovery run (``sweeper discover`` or the discover job; see
+``sweeper.coverage``):
+
+==========================================================  =====================================
+``sweeper_discovery_timestamp_seconds{run}``                  the run's clock
+``sweeper_discovery_complete``                                1 if every system was discovered
+``sweeper_coverage_activities_enforceable_ratio``             activities with a rule and a location
+``sweeper_coverage_stores_registered_ratio``                  discovered stores that are registered
+``sweeper_coverage_personal_stores_registered_ratio``         stores with personal data registered
+``sweeper_coverage_personal_records_registered_ratio``        estimated personal records in
+                                                              registered stores
+``sweeper_coverage_legacy_systems_with_data``                 legacy systems still holding data
+``sweeper_coverage_uninspectable``                            places that could not be inspected
+``sweeper_discovery_unregistered_stores{system}``             stores holding data no location
+                                                              covers entirely (acknowledged too)
+``sweeper_discovery_unregistered_personal_stores{system}``    those with personal data
+``sweeper_discovery_open_findings{system}``                   findings not acknowledged
+==========================================================  =====================================
+
+A share without a whole (no activities, no store) has no sample.
+
 From the jobs: ``sweeper_job_last_run_timestamp_seconds{job}``,
 ``sweeper_job_last_run_duration_seconds{job}``, ``sweeper_job_last_run_success{job}`` (1 ok,
 0 otherwise) with ``sweeper_job_last_run_result{job,result}``,
@@ -94,6 +115,7 @@ def families(
     plan = latest_full_plan(store)
     if plan is not None:
         out += _plan_families(store, plan)
+    out += _coverage_families(store)
     out += _job_families(last_runs(store), next_runs or {})
     now = datetime.now(UTC)
     awaiting = 0
@@ -182,6 +204,113 @@ def _plan_families(store: Store, plan: dict[str, Any]) -> list[GaugeMetricFamily
             "Days since a legacy system was decommissioned",
             ["system"],
             [((s["system"],), s["days_since"]) for s in legacy],
+        ),
+    ]
+
+
+def _coverage_families(store: Store) -> list[GaugeMetricFamily]:
+    from sweeper.coverage import latest_coverage
+    from sweeper.store import discovery_stores as stores
+
+    coverage = latest_coverage(store)
+    if coverage is None:
+        return []
+
+    def count(condition: Any) -> Any:
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    # Empty stores do not count, as in the coverage; acknowledged ones are still unregistered.
+    not_registered = (sa.func.coalesce(stores.c["items"], -1) != 0) & (
+        stores.c.registration != "registered"
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                stores.c.system,
+                count(not_registered),
+                count(not_registered & stores.c.personal_data),
+                count(stores.c.finding.is_not(None) & (stores.c.status != "acknowledged")),
+            )
+            .where(stores.c.run_id == coverage.run_id)
+            .group_by(stores.c.system)
+        ).all()
+    # every system with stores has a sample, so alerts can say 0
+    unregistered = {r[0]: int(r[1] or 0) for r in rows}
+    personal = {r[0]: int(r[2] or 0) for r in rows}
+    findings = {r[0]: int(r[3] or 0) for r in rows}
+    shares = [
+        _gauge(
+            f"sweeper_coverage_{name}_ratio",
+            f"Coverage, latest discovery run: {text}",
+            [],
+            [] if share is None else [((), share)],
+        )
+        for name, share, text in (
+            (
+                "activities_enforceable",
+                coverage.activities_share,
+                "share of processing activities with a retention rule and a location",
+            ),
+            (
+                "stores_registered",
+                coverage.stores_share,
+                "share of discovered stores holding data that a location covers entirely",
+            ),
+            (
+                "personal_stores_registered",
+                coverage.personal_share,
+                "share of stores with personal data that a location covers entirely",
+            ),
+            (
+                "personal_records_registered",
+                coverage.records_share,
+                "share of the estimated personal records that are in registered stores",
+            ),
+        )
+    ]
+    per_system = [
+        (
+            "unregistered_stores",
+            "Stores holding data that no location covers entirely",
+            unregistered,
+        ),
+        ("unregistered_personal_stores", "Unregistered stores with personal data", personal),
+        ("open_findings", "Discovery findings not acknowledged", findings),
+    ]
+    return [
+        _gauge(
+            "sweeper_discovery_timestamp_seconds",
+            "Clock of the latest discovery run",
+            ["run"],
+            [((coverage.run_id,), coverage.at.timestamp())],
+        ),
+        _gauge(
+            "sweeper_discovery_complete",
+            "1 if the latest discovery run reached every system",
+            [],
+            [((), 1 if coverage.complete else 0)],
+        ),
+        *shares,
+        _gauge(
+            "sweeper_coverage_legacy_systems_with_data",
+            "Legacy and decommissioned systems that still answer and hold data",
+            [],
+            [((), coverage.legacy_systems_with_data)],
+        ),
+        _gauge(
+            "sweeper_coverage_uninspectable",
+            "Places the latest discovery run could not inspect",
+            [],
+            [((), coverage.uninspectable)],
+        ),
+        *(
+            _gauge(
+                f"sweeper_discovery_{name}",
+                f"{text}, latest discovery run",
+                ["system"],
+                sorted(((s,), n) for s, n in counts.items()),
+            )
+            for name, text, counts in per_system
         ),
     ]
 

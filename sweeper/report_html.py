@@ -9,12 +9,17 @@ The items are streamed from the state store once, in bounded memory: per locatio
 lists at most ``items_per_location`` items (held, locked, protected and unreadable ones first,
 then the most overdue) and says how many more the CSV and XLSX reports hold. The charts count
 every item.
+
+The coverage section comes from the discovery runs in the state store that started before the
+plan was made (``sweeper.coverage``): the latest run's shares, their trend over the runs
+before it, and that run's highest-scoring findings.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import shlex
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +28,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
@@ -32,6 +37,9 @@ from sweeper.report import location_rows, summary_rows
 from sweeper.report_i18n import Language, texts
 from sweeper.retention import Period
 from sweeper.store import Store
+
+if TYPE_CHECKING:
+    from sweeper.settings import Settings
 
 OVERDUE = ("due", "legacy_due")
 EXPLAINED = ("held", "locked", "protected", "no_clock")
@@ -61,6 +69,8 @@ class ReportOptions:
         plan_max_age: how long a plan can be approved and executed (from the settings).
         program: how the approve command is spelt (``sweeper``, or with --state-dir).
         full_reports: the file names that list every item, for the "not shown" remark.
+        coverage_runs: discovery runs in the coverage trend (the discovery.trend_runs setting).
+        coverage_findings: findings of the latest discovery run listed.
         now: when the report is made.
     """
 
@@ -71,7 +81,25 @@ class ReportOptions:
     plan_max_age: Period | None = None
     program: str = "sweeper"
     full_reports: tuple[str, ...] = ()
+    coverage_runs: int = 10
+    coverage_findings: int = 10
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, plan_id: str, **given: Any) -> ReportOptions:
+        """Return the options the settings give for a plan's report, overridden by ``given``
+        (``language``, ``program``, …)."""
+        values: dict[str, Any] = {
+            "language": settings.report_language,
+            "timezone": settings.report_timezone,
+            "items_per_location": settings.report_items_per_location,
+            "approvers_required": settings.approvers_required,
+            "plan_max_age": settings.plan_max_age,
+            "full_reports": (f"plan-{plan_id}.csv", f"plan-{plan_id}.xlsx"),
+            "coverage_runs": settings.discovery.trend_runs,
+        }
+        values.update({k: v for k, v in given.items() if v is not None})
+        return cls(**values)
 
 
 @dataclass
@@ -225,15 +253,21 @@ def age_chart(title: str, ages: Counter[int], names: Sequence[str], fmt: _Format
 
 
 def line_chart(
-    title: str, axis: str, series: Mapping[str, Sequence[tuple[datetime, int]]], fmt: _Formats
+    title: str,
+    axis: str,
+    series: Mapping[str, Sequence[tuple[datetime, int]]],
+    fmt: _Formats,
+    top: int | None = None,
+    unit: str = "",
 ) -> Markup:
-    """A line per legacy system: items it held in each plan, over the plans' clocks."""
+    """A line per series (a legacy system's items in each plan, a coverage share in each
+    discovery run) over time, from 0 to ``top`` (default: the highest value)."""
     width, height, left, right, top_y, base = 640, 240, 60, 150, 20, 190
     points = [p for s in series.values() for p in s]
     t0 = min(p[0] for p in points)
     t1 = max(p[0] for p in points)
     span = (t1 - t0).total_seconds() or 1
-    peak = max(p[1] for p in points) or 1
+    peak = top or max(p[1] for p in points) or 1
 
     def xy(moment: datetime, value: int) -> tuple[float, float]:
         x = left + (width - left - right) * ((moment - t0).total_seconds() / span)
@@ -245,7 +279,7 @@ def line_chart(
         f'<line x1="{left}" y1="{base}" x2="{width - right}" y2="{base}" class="axis"/>',
         f'<line x1="{left}" y1="{top_y}" x2="{left}" y2="{base}" class="axis"/>',
         f'<text x="{left - 6}" y="{top_y + 4}" text-anchor="end" class="value">'
-        f"{fmt.number(peak)}</text>",
+        f"{fmt.number(peak)}{unit}</text>",
         f'<text x="{left - 6}" y="{base}" text-anchor="end" class="value">0</text>',
         f'<text x="{left}" y="{base + 18}" class="label">{fmt.date(t0)}</text>',
         f'<text x="{width - right}" y="{base + 18}" text-anchor="end" class="label">'
@@ -263,7 +297,7 @@ def line_chart(
         for (moment, value), (x, y) in zip(values, coords, strict=True):
             body.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"><title>'
-                f"{escape(name)} {fmt.date(moment)}: {fmt.number(value)}</title></circle>"
+                f"{escape(name)} {fmt.date(moment)}: {fmt.number(value)}{unit}</title></circle>"
             )
         ly = top_y + 14 + i * 18
         body.append(
@@ -354,6 +388,7 @@ def render(store: Store, plan_id: str, options: ReportOptions) -> str:
         if sum(ages.values())
         else None,
     }
+    coverage = _coverage_view(store, plan, t, fmt, options)
     legacy_series, legacy_points = _legacy_history(store, plan)
     charts["legacy"] = (
         line_chart(t["chart_legacy"], t["chart_legacy_axis"], legacy_series, fmt)
@@ -445,6 +480,7 @@ def render(store: Store, plan_id: str, options: ReportOptions) -> str:
         version=_program_version(),
         now=fmt.time(options.now),
         sources_unknown=activities is None,
+        coverage=coverage,
     )
     return page
 
@@ -464,6 +500,114 @@ def _legacy_history(
         for system in systems:
             series.setdefault(system["system"], []).append((earlier["clock"], system["items"]))
     return {k: v for k, v in series.items() if any(n for _, n in v)}, plans
+
+
+def _coverage_view(
+    store: Store,
+    plan: Mapping[str, Any],
+    t: Mapping[str, str],
+    fmt: _Formats,
+    options: ReportOptions,
+) -> dict[str, Any] | None:
+    """The coverage section: the latest discovery run before the plan was made, the trend of
+    its shares over the runs before it, and its highest-scoring findings; None if discovery
+    never ran before the plan."""
+    from sweeper.coverage import coverage_history, open_findings
+
+    history = coverage_history(store, options.coverage_runs, until=plan["created_at"])
+    if not history:
+        return None
+    latest = history[-1]
+    names = {
+        "activities_share": t["series_activities"],
+        "stores_share": t["series_stores"],
+        "personal_share": t["series_personal"],
+        "records_share": t["series_records"],
+    }
+    series: dict[str, list[tuple[datetime, int]]] = {}
+    for run in history:
+        for key, share in run.shares().items():
+            if share is not None:
+                series.setdefault(names[key], []).append((run.at, _floor_percent(share)))
+    chart = (
+        line_chart(t["chart_coverage"], t["chart_coverage_axis"], series, fmt, top=100, unit="%")
+        if series
+        else None
+    )
+    shown, total = open_findings(store, latest.run_id, options.coverage_findings)
+
+    def card(key: str, share: float | None, part: int, whole: int, hint: str) -> dict[str, Any]:
+        return {
+            "key": key,
+            "value": None if share is None else _floor_percent(share),
+            "hint": t[hint].format(part=fmt.number(part), whole=fmt.number(whole)),
+            "what": t[f"cov_{key}"],
+        }
+
+    return {
+        "run": latest.run_id,
+        "at": fmt.time(latest.at),
+        "complete": latest.complete,
+        "runs": len(history),
+        "cards": [
+            card(
+                "activities",
+                latest.activities_share,
+                latest.activities_enforceable,
+                latest.activities,
+                "cov_activities_hint",
+            ),
+            card(
+                "stores",
+                latest.stores_share,
+                latest.stores_registered,
+                latest.stores,
+                "cov_of_hint",
+            ),
+            card(
+                "personal",
+                latest.personal_share,
+                latest.personal_stores_registered,
+                latest.personal_stores,
+                "cov_of_hint",
+            ),
+            card(
+                "records",
+                latest.records_share,
+                latest.personal_records_registered,
+                latest.personal_records,
+                "cov_records_hint",
+            ),
+        ],
+        "legacy": latest.legacy_systems,
+        "uninspectable": latest.uninspectable,
+        "chart": chart,
+        "findings": [
+            {
+                "id": f["id"],
+                "score": f"{f['score']:.1f}".replace(".", "," if fmt.language == "nl" else "."),
+                "finding": t.get(f"finding_{f['finding']}", f["finding"]),
+                "system": f["system"],
+                "store": f"{f['kind']} {f['where']}",
+                "found": ", ".join(
+                    f"{name} {fmt.number(hit['values'])}" if hit["values"] else name
+                    for name, hit in sorted((f.get("detections") or {}).items())
+                )
+                or t["finding_not_inspected"],
+                "records": fmt.number(f.get("estimated_personal_records") or 0),
+                "oldest": fmt.date(f.get("oldest")),
+            }
+            for f in shown
+        ],
+        "more": total - len(shown),
+        "report": f"discovery-{latest.run_id}.json",
+    }
+
+
+def _floor_percent(share: float) -> int:
+    """A share as a whole percentage rounded down (82 of 83 is 98%), so that a share short of
+    all never shows as 100%."""
+    return math.floor(share * 100 + 1e-9)
 
 
 def _group_row(row: Mapping[str, Any], fmt: _Formats) -> dict[str, Any]:
@@ -590,6 +734,32 @@ def write_html(store: Store, plan_id: str, out: IO[str], options: ReportOptions)
     """Write the HTML report of a stored plan to ``out``."""
     page = render(store, plan_id, options)
     out.write(page)
+
+
+def save_report(
+    store: Store, plan_id: str, target: Path, options: ReportOptions, fmt: str = "html"
+) -> Path:
+    """Write a stored plan's HTML (or, with ``fmt`` xlsx, XLSX) report to ``target`` through a
+    temporary file in its folder, with mode 0600 (it is personal data), so that the report is
+    either whole or absent; return ``target``."""
+    import os
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        if fmt == "xlsx":
+            from sweeper.report_xlsx import write_xlsx
+
+            write_xlsx(store, plan_id, Path(tmp), options)
+        else:
+            with open(tmp, "w", encoding="utf-8") as out:
+                write_html(store, plan_id, out, options)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
 
 
 def days_over(due: str | None, clock: datetime) -> int | None:

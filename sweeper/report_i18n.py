@@ -266,6 +266,91 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Dit rapport is zelf een persoonsgegeven: het noemt personen en bestanden. Bewaar het "
         "bij de plannen en laat het met hen verlopen. Gemaakt door ropa-sweeper {version} op {at}.",
     ),
+    # coverage
+    "coverage": ("Coverage of the RoPA", "Dekking van het register"),
+    "coverage_intro": (
+        "How much of what holds personal data the RoPA knows about, from discovery run {run} "
+        "of {at} (the latest before this plan).",
+        "Hoeveel van wat persoonsgegevens bevat het register kent, volgens ontdekkingsrun {run} "
+        "van {at} (de laatste vóór dit plan).",
+    ),
+    "coverage_none": (
+        "Discovery has not run before this plan, so the report cannot say which stores of "
+        "personal data the RoPA misses. Run sweeper discover, or put the discover job on the "
+        "daemon's timetable.",
+        "Er is vóór dit plan geen ontdekkingsrun geweest, dus dit rapport kan niet zeggen "
+        "welke opslag met persoonsgegevens in het register ontbreekt. Draai sweeper discover, "
+        "of zet de discover-taak in het rooster van de daemon.",
+    ),
+    "coverage_incomplete": (
+        "That run could not reach every system: what those systems hold is not counted.",
+        "Die run kon niet elk systeem bereiken: wat die systemen bevatten is niet meegeteld.",
+    ),
+    "cov_activities": ("activities enforceable", "verwerkingen handhaafbaar"),
+    "cov_activities_hint": (
+        "{part} of {whole} have a retention rule and a location",
+        "{part} van {whole} hebben een bewaarregel en een locatie",
+    ),
+    "cov_stores": ("stores registered", "opslagplaatsen geregistreerd"),
+    "cov_personal": (
+        "stores with personal data registered",
+        "opslagplaatsen met persoonsgegevens geregistreerd",
+    ),
+    "cov_of_hint": ("{part} of {whole}", "{part} van {whole}"),
+    "cov_records": (
+        "personal records in registered stores",
+        "persoonsrecords in geregistreerde opslag",
+    ),
+    "cov_records_hint": (
+        "about {part} of about {whole} found",
+        "ongeveer {part} van ongeveer {whole} gevonden",
+    ),
+    "cov_uninspectable": (
+        "places that could not be inspected",
+        "plekken die niet konden worden bekeken",
+    ),
+    "chart_coverage": ("Coverage over the discovery runs", "Dekking over de ontdekkingsruns"),
+    "chart_coverage_axis": (
+        "% registered (stores, records) or enforceable (activities)",
+        "% geregistreerd (opslag, records) of handhaafbaar (verwerkingen)",
+    ),
+    "chart_coverage_one": (
+        "Each discovery run adds a point: this is the first in the state store.",
+        "Elke ontdekkingsrun voegt een punt toe: dit is de eerste.",
+    ),
+    "series_activities": ("activities", "verwerkingen"),
+    "series_stores": ("stores", "opslag"),
+    "series_personal": ("personal stores", "opslag pers.geg."),
+    "series_records": ("personal records", "persoonsrecords"),
+    "top_findings": (
+        "What the RoPA does not cover, highest score first",
+        "Wat het register niet dekt, hoogste score eerst",
+    ),
+    "top_findings_more": (
+        "{more} more findings are in the discovery report {file} (sweeper discover lists them).",
+        "Nog {more} bevindingen staan in het ontdekkingsrapport {file} (sweeper discover toont ze).",
+    ),
+    "top_findings_none": (
+        "Discovery found no store with personal data that the RoPA does not cover.",
+        "De ontdekkingsrun vond geen opslag met persoonsgegevens die het register niet dekt.",
+    ),
+    "finding_score": ("score", "score"),
+    "finding_store": ("store", "opslag"),
+    "finding_found": ("found", "gevonden"),
+    "finding_records": ("personal records (est.)", "persoonsrecords (schatting)"),
+    "finding_oldest": ("oldest", "oudste"),
+    "finding_id": ("finding", "bevinding"),
+    "finding_unregistered": ("unregistered", "niet geregistreerd"),
+    "finding_partially_registered": ("partly registered", "deels geregistreerd"),
+    "finding_uninspectable": ("could not inspect", "kon niet bekijken"),
+    "finding_not_inspected": ("not inspected", "niet bekeken"),
+    "finding_act": (
+        "Register a store by adding the location that suggest prints to the activity its data "
+        "belongs to, or acknowledge it with a reason; discovery never deletes anything.",
+        "Registreer een opslagplaats door de locatie die suggest geeft toe te voegen aan de "
+        "verwerking waar de gegevens bij horen, of erken haar met een reden; ontdekking "
+        "verwijdert nooit iets.",
+    ),
     # xlsx
     "sheet_summary": ("summary", "overzicht"),
     "xlsx_continued": ("continued on sheet {sheet}", "vervolg op blad {sheet}"),

@@ -70,9 +70,9 @@ class ScheduleSettings(BaseModel):
         "(from a fresh dry run of those rules' activities)",
     )
     discover: Annotated[Timing, NoDecode] = Field(
-        default_factory=lambda: Timing.parse("never"),
-        description="Discovery of stores not in the RoPA (shadow data); not available in this "
-        "version: leave it 'never'",
+        default_factory=lambda: Timing.parse("weekly on sunday at 03:00"),
+        description="Discovery of stores not in the RoPA (shadow data): every system's stores "
+        "compared with the locations and sampled within the discovery bounds; changes nothing",
     )
     prune: Annotated[Timing, NoDecode] = Field(
         default_factory=lambda: Timing.parse("daily at 04:00"),
@@ -330,6 +330,12 @@ class Settings(BaseSettings):
         default_factory=DiscoverySettings,
         description="Discovery of shadow data: depth and sample bounds "
         "(SWEEPER_DISCOVERY__SAMPLE_ROWS=…)",
+    )
+    plan_job_html: bool = Field(
+        default=True,
+        description="The daemon's plan job (and run --once plan) also writes the plan's HTML "
+        "report (plan-ID.html, in report_language) next to its JSON and CSV, for the privacy "
+        "officer; false: JSON and CSV only",
     )
 
     @classmethod

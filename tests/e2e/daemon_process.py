@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-NEVER = {f"SWEEPER_SCHEDULE__{job.upper()}": "never" for job in ("plan", "execute", "prune")}
+NEVER = {
+    f"SWEEPER_SCHEDULE__{job.upper()}": "never" for job in ("plan", "execute", "discover", "prune")
+}
 
 
 def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -177,6 +177,35 @@ def test_sighup_with_a_broken_ropa_keeps_the_old_one(
     assert daemon.stop() == 0
 
 
+def test_discover_job_runs_on_the_timetable_says_what_it_does_and_is_recorded(
+    tmp_path: Path, estate: Path, daemons: list[Daemon]
+) -> None:
+    """With discover on the timetable, STATUS says which system it discovers and how the run
+    ended; the run is recorded as a job, audited, and in the metrics."""
+    env = base_env(tmp_path, SWEEPER_ROPA=str(estate), SWEEPER_SCHEDULE__DISCOVER="every 2 seconds")
+    daemon = Daemon(tmp_path, env)
+    daemons.append(daemon)
+    daemon.ready()
+    daemon.status("discover: discovering sis")
+    daemon.status("discover: sampling the stores")
+    done = daemon.status("discover: ok: discovery ")
+    assert daemon.stop() == 0
+    runs = job_runs(tmp_path / "state", "discover")
+    assert {r["trigger"] for r in runs} == {"schedule"}
+    assert {r["result"] for r in runs} <= {"ok", "stopped"}  # SIGTERM may stop a later one
+    ids = [json.loads(r["details"])["run"] for r in runs if r["result"] == "ok"]
+    assert any(f"discovery {run_id}:" in done["STATUS"] for run_id in ids)
+    db = sqlite3.connect(tmp_path / "state" / "state.db")
+    stored = {r[0] for r in db.execute("SELECT id FROM discovery_runs")}
+    db.close()
+    assert stored == set(ids)
+    audit = "".join(p.read_text() for p in (tmp_path / "state" / "audit").glob("*.jsonl"))
+    assert audit.count('"event":"discovery_run"') == len(ids)
+    text = (tmp_path / "state" / "metrics" / "ropa_sweeper.prom").read_text()
+    assert 'sweeper_job_last_run_success{job="discover"} 1.0' in text
+    assert "sweeper_coverage_stores_registered_ratio" in text
+
+
 def test_metrics_are_served_on_loopback_and_match_the_plan(
     tmp_path: Path, estate: Path, daemons: list[Daemon]
 ) -> None:

@@ -1,5 +1,5 @@
 """Bad input stops the daemon at start-up, before READY, with what to fix: missing or unreadable
-credential files, an unwritable state directory, an invalid timetable, a job not available."""
+credential files, an unwritable state directory, an invalid timetable."""
 
 from __future__ import annotations
 
@@ -119,9 +119,8 @@ def test_unwritable_state_directory_is_reported_before_ready(
         ),
         (
             "SWEEPER_SCHEDULE__DISCOVER",
-            "weekly on monday at 03:00",
-            "schedule.discover: discovery of shadow data is not available in this version: "
-            "set schedule.discover to 'never'",
+            "weekly on sundag at 03:00",
+            "schedule.discover: 'weekly on sundag at 03:00' is not a timing",
         ),
     ],
 )

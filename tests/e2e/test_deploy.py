@@ -79,8 +79,8 @@ def test_both_services_have_the_same_identity_and_hardening() -> None:
 
 
 def test_every_hardening_line_a_site_may_relax_says_so() -> None:
-    """ReadWritePaths, ProtectHome, PrivateUsers, MemoryDenyWriteExecute and the limits carry
-    a 'relax:' comment right above them."""
+    """ReadWritePaths, ProtectHome, PrivateUsers, MemoryDenyWriteExecute, the capabilities
+    and the limits carry a 'relax:' comment right above them."""
     lines = (DEPLOY / "sweeper.service").read_text().splitlines()
     for key in (
         "ReadWritePaths=",
@@ -91,6 +91,7 @@ def test_every_hardening_line_a_site_may_relax_says_so() -> None:
         "MemoryMax=",
         "TimeoutStopSec=",
         "LoadCredential=audit-key",
+        "CapabilityBoundingSet=",
     ):
         [at] = [n for n, line in enumerate(lines) if line.startswith(key)]
         above = [line for line in lines[:at] if line.startswith("#")][-3:]

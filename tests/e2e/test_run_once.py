@@ -62,6 +62,44 @@ def test_plan_job_writes_metrics_that_match_the_plan(
     assert found["sweeper_plans_awaiting_approval"][()] == 1
 
 
+def test_plan_job_writes_the_html_report_next_to_the_json_and_csv(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """run --once plan also writes plan-ID.html, readable by its owner only, in the
+    report_language, with the command that approves the plan; the job's record names it."""
+    result = sweeper(
+        "run", "--once", "plan", "--ropa", str(estate), extra_env={"SWEEPER_REPORT_LANGUAGE": "nl"}
+    )
+    assert result.returncode == 0, result.stderr
+    reports = tmp_path / "state" / "reports"
+    [json_report] = reports.glob("plan-*.json")
+    plan_id = json_report.stem.removeprefix("plan-")
+    assert {p.name for p in reports.glob(f"plan-{plan_id}.*")} == {
+        f"plan-{plan_id}.json",
+        f"plan-{plan_id}.csv",
+        f"plan-{plan_id}.html",
+    }
+    html = reports / f"plan-{plan_id}.html"
+    assert html.stat().st_mode & 0o777 == 0o600
+    text = html.read_text()
+    assert '<html lang="nl">' in text and f"sweeper approve {plan_id} --by" in text
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    [(details,)] = state.execute("SELECT details FROM job_runs WHERE job = 'plan'").fetchall()
+    state.close()
+    assert json.loads(details)["html"] == str(html)
+
+
+def test_plan_job_html_false_writes_json_and_csv_only(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """With plan_job_html false the plan job writes no HTML report."""
+    env = {"SWEEPER_PLAN_JOB_HTML": "false"}
+    result = sweeper("run", "--once", "plan", "--ropa", str(estate), extra_env=env)
+    assert result.returncode == 0, result.stderr
+    reports = tmp_path / "state" / "reports"
+    assert {p.suffix for p in reports.glob("plan-*")} == {".json", ".csv"}
+
+
 def test_execute_job_acts_on_auto_approve_rules_from_a_fresh_plan(
     sweeper: Run, estate: Path, tmp_path: Path
 ) -> None:
@@ -154,7 +192,7 @@ def test_status_reports_runs_plans_awaiting_approval_and_legacy_systems(
     assert {n["job"]: n["timing"] for n in status["next_runs"]} == {
         "plan": "daily at 02:00",
         "execute": "every hour",
-        "discover": "never",
+        "discover": "weekly on sunday at 03:00",
         "prune": "daily at 04:00",
     }
     assert status["lock"] is None
@@ -162,11 +200,110 @@ def test_status_reports_runs_plans_awaiting_approval_and_legacy_systems(
     assert "plans awaiting approval" in text.stdout and "old-sis" in text.stdout
 
 
-def test_discover_job_is_refused_as_not_available(sweeper: Run, estate: Path) -> None:
-    """run --once discover says discovery is not available, with exit 2."""
+def test_discover_job_stores_an_audited_run_and_its_report(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """run --once discover stores a discovery run with its coverage, writes its JSON report,
+    audits it and records the job; it changes nothing on the estate."""
+    with sqlite3.connect(estate.parent / "sis.db") as db:
+        students = db.execute("SELECT COUNT(*) FROM students").fetchone()[0]
+    files = sorted(p for p in (estate.parent / "share").rglob("*") if p.is_file())
     result = sweeper("run", "--once", "discover", "--ropa", str(estate))
-    assert result.returncode == 2
-    assert "discovery of shadow data is not available" in " ".join(result.stderr.split())
+    assert result.returncode == 0, result.stderr
+    [report_path] = (tmp_path / "state" / "reports").glob("discovery-*.json")
+    report = json.loads(report_path.read_text())
+    run_id = report["run"]["id"]
+    assert f"discover: ok: discovery {run_id}: {len(report['stores'])} store(s)" in result.stdout
+    assert report["coverage"]["legacy_systems_with_data"] == 1
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    [(job, trigger, outcome, details)] = state.execute(
+        "SELECT job, trigger, result, details FROM job_runs"
+    ).fetchall()
+    assert (job, trigger, outcome) == ("discover", "once", "ok")
+    assert json.loads(details)["run"] == run_id
+    state.close()
+    shown = json.loads(sweeper("audit", "show", "--format", "json").stdout)
+    assert [r["details"]["run_id"] for r in shown if r["event"] == "discovery_run"] == [run_id]
+    with sqlite3.connect(estate.parent / "sis.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM students").fetchone()[0] == students
+    assert sorted(p for p in (estate.parent / "share").rglob("*") if p.is_file()) == files
+
+
+def test_discover_job_writes_coverage_metrics_that_match_the_stored_run(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """After run --once discover, the textfile parses and its coverage shares and counts of
+    unregistered stores per system are those of the stored run."""
+    result = sweeper("run", "--once", "discover", "--ropa", str(estate))
+    assert result.returncode == 0, result.stderr
+    found = metrics(tmp_path / "state" / "metrics" / "ropa_sweeper.prom")
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    [(run_id, registered, stores, personal_registered, personal, legacy)] = state.execute(
+        "SELECT run_id, stores_registered, stores, personal_stores_registered, "
+        "personal_stores, legacy_systems_with_data FROM discovery_coverage"
+    ).fetchall()
+    rows = state.execute(
+        "SELECT system, registration, personal_data, items, finding, status "
+        "FROM discovery_stores WHERE run_id = ?",
+        (run_id,),
+    ).fetchall()
+    state.close()
+    assert found["sweeper_discovery_timestamp_seconds"].keys() == {(("run", run_id),)}
+    assert found["sweeper_coverage_stores_registered_ratio"][()] == round(registered / stores, 4)
+    assert found["sweeper_coverage_personal_stores_registered_ratio"][()] == round(
+        personal_registered / personal, 4
+    )
+    assert found["sweeper_coverage_activities_enforceable_ratio"][()] == 1
+    assert found["sweeper_coverage_legacy_systems_with_data"][()] == legacy == 1
+    unregistered: dict[tuple[tuple[str, str], ...], float] = {}
+    for system, registration, _, items, _, _ in rows:
+        key = (("system", system),)
+        unregistered[key] = unregistered.get(key, 0) + (registration != "registered" and items != 0)
+    assert found["sweeper_discovery_unregistered_stores"] == unregistered
+    assert sum(unregistered.values()) == stores - registered
+    open_findings = sum(1 for r in rows if r[4] is not None and r[5] != "acknowledged")
+    assert sum(found["sweeper_discovery_open_findings"].values()) == open_findings
+    assert found["sweeper_job_last_run_success"][(("job", "discover"),)] == 1
+
+
+def test_status_shows_the_latest_coverage_and_its_trend(
+    sweeper: Run, estate: Path, tmp_path: Path
+) -> None:
+    """sweeper status gives the latest discovery run's coverage, the runs before it oldest
+    first, and how the shares moved: an unregistered export added between two runs lowers
+    the share of registered stores."""
+    env = {"SWEEPER_ROPA": str(estate)}
+    assert sweeper("run", "--once", "discover", "--ropa", str(estate)).returncode == 0
+    export = estate.parent / "share" / "export-2019"
+    export.mkdir()
+    (export / "leerlingen.csv").write_text("naam;bsn\nA. de Vries;123456782\n")
+    assert sweeper("run", "--once", "discover", "--ropa", str(estate)).returncode == 0
+    result = sweeper("status", "--format", "json", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    state = sqlite3.connect(tmp_path / "state" / "state.db")
+    runs = [
+        r[0]
+        for r in state.execute(
+            "SELECT c.run_id FROM discovery_coverage c JOIN discovery_runs r ON r.id = c.run_id "
+            "ORDER BY r.started_at"
+        )
+    ]
+    [(registered, stores)] = state.execute(
+        "SELECT stores_registered, stores FROM discovery_coverage WHERE run_id = ?", (runs[-1],)
+    ).fetchall()
+    state.close()
+    assert [c["run_id"] for c in status["coverage_trend"]] == runs
+    assert status["coverage"]["run_id"] == runs[-1]
+    assert (status["coverage"]["stores_registered"], status["coverage"]["stores"]) == (
+        registered,
+        stores,
+    )
+    first, latest = status["coverage_trend"]
+    assert latest["stores_share"] < first["stores_share"]
+    assert status["coverage_change"]["stores_share"] < 0
+    text = sweeper("status", extra_env=env).stdout
+    assert "coverage, oldest run first" in text and "since the run before" in text
 
 
 def test_run_without_once_says_how(sweeper: Run, estate: Path) -> None:

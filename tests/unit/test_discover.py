@@ -89,3 +89,33 @@ def test_a_suggested_folder_pattern_names_exactly_that_folder(tmp_path: Path) ->
     assert '  include: ["exports [[]old][*]/**"]' in suggest(loaded, record)
     record["details"] = {"extent": "files"}
     assert '  include: ["exports [[]old][*]/*"]' in suggest(loaded, record)
+
+
+def test_a_suggested_bucket_location_names_the_bucket_and_prefix(tmp_path: Path) -> None:
+    """A prefix's finding suggests a location of its bucket and prefix that validates as a
+    bucket location; a bucket's own store suggests the whole bucket."""
+    import yaml
+
+    from sweeper.ropa.model import BucketLocation
+
+    ropa = tmp_path / "ropa.yaml"
+    ropa.write_text(
+        "controller: {name: S, contact: {name: A}}\n"
+        "systems:\n  - {id: s3, name: S, kind: bucket, connection: {}}\n"
+    )
+    loaded = load_ropa(ropa)
+    record = {
+        "id": "d1",
+        "kind": "prefix",
+        "where": "exports-2019/leerlingen/",
+        "system": "s3",
+        "registration": "unregistered",
+        "details": {"extent": "subtree"},
+        "detections": {},
+    }
+    [location] = yaml.safe_load(suggest(loaded, record))
+    found = BucketLocation(**location)
+    assert (found.system, found.bucket, found.prefix) == ("s3", "exports-2019", "leerlingen/")
+    record.update(kind="bucket", where="exports-2019", details={"extent": "objects"})
+    [location] = yaml.safe_load(suggest(loaded, record))
+    assert (location["bucket"], location["prefix"]) == ("exports-2019", "")

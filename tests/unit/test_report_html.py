@@ -155,3 +155,12 @@ def test_incomplete_plan_says_so(tmp_path: Path) -> None:
     finally:
         FakeConnector.unreachable = set()
         other.store.close()
+
+
+def test_without_discovery_the_coverage_section_says_how_to_get_it(plans: Plans) -> None:
+    """A plan with no discovery run before it says so in the coverage section, naming the
+    command, and shows no coverage figures."""
+    html = page(plans)
+    section = html[html.index('<section id="coverage">') : html.index('<section id="statuses">')]
+    assert "data-coverage-none" in section and "sweeper discover" in section
+    assert "data-coverage=" not in section

@@ -3,12 +3,13 @@ proxy, and reading back what is left."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import re
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import boto3
+import pytest
 from freezegun import freeze_time
 from pydantic import SecretStr
 
@@ -41,6 +43,26 @@ DAY = timedelta(days=1)
 @dataclass
 class Server:
     endpoint: str
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[Server]:
+    """moto's S3 server on 127.0.0.1 and a free port, in a thread of this process, for as long
+    as the block runs; fails the test with the command that installs it if it is missing."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as err:  # pragma: no cover
+        pytest.fail(
+            f"moto's server mode is not installed ({err}): run "
+            "`.venv/bin/pip install -r requirements.lock` (moto[s3], flask, flask-cors)"
+        )
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    try:
+        yield Server(f"http://{host}:{port}")
+    finally:
+        moto.stop()
 
 
 class Store:
@@ -217,13 +239,18 @@ class Proxy:
     """Forwards HTTP to the server. ``slow_down`` requests get 503 SlowDown without being
     forwarded; ``key_errors`` DeleteObjects calls get a 200 reply listing every object as a
     SlowDown error, without being forwarded; requests for a bucket in ``denied`` get 403
-    AccessDenied. Records the body of every DeleteObjects it forwards."""
+    AccessDenied (``""`` denies ListBuckets), and reads of an object in a bucket in
+    ``denied_reads`` too. Records the body of every DeleteObjects it forwards. With
+    ``account``, every request goes to that moto account, which holds only the buckets made
+    through this proxy."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, account: str | None = None) -> None:
         self.target = target.removeprefix("http://")
+        self.account = account
         self.slow_down = 0
         self.key_errors = 0
         self.denied: set[str] = set()
+        self.denied_reads: set[str] = set()
         self.forwarded_deletes: list[bytes] = []
         self.refused = 0
         self.lock = threading.Lock()
@@ -238,10 +265,12 @@ class Proxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                bucket = self.path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
+                bucket, _, key = self.path.lstrip("/").split("?", 1)[0].partition("/")
                 is_delete = self.command == "POST" and "?delete" in self.path
                 with proxy.lock:
-                    if bucket in proxy.denied:
+                    if bucket in proxy.denied or (
+                        self.command == "GET" and key and bucket in proxy.denied_reads
+                    ):
                         return self._reply(403, _error("AccessDenied", "Access Denied"))
                     if proxy.slow_down > 0:
                         proxy.slow_down -= 1
@@ -256,6 +285,8 @@ class Proxy:
                 conn = http.client.HTTPConnection(proxy.target, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 headers["Host"] = proxy.target
+                if proxy.account is not None:
+                    headers["x-moto-account-id"] = proxy.account
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 reply = conn.getresponse()
                 data = reply.read()

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from bucket_store import Server, Store
+from bucket_store import Server, Store, moto_server
 
 # Never let botocore ask an instance-metadata address for credentials.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -22,20 +22,8 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
     """moto's S3 server on 127.0.0.1 and a free port."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as err:  # pragma: no cover
-        pytest.fail(
-            f"moto's server mode is not installed ({err}): run "
-            "`.venv/bin/pip install -r requirements.lock` (moto[s3], flask, flask-cors)"
-        )
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    try:
-        yield Server(f"http://{host}:{port}")
-    finally:
-        moto.stop()
+    with moto_server() as running:
+        yield running
 
 
 @pytest.fixture

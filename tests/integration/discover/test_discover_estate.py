@@ -1,4 +1,5 @@
-"""Discovery over a small real estate: a PostgreSQL database and a file share, counted by hand.
+"""Discovery over a small real estate: a PostgreSQL database, a file share and an S3 account,
+counted by hand.
 
 The estate (``estate`` below):
 
@@ -13,10 +14,18 @@ share      courses/wiskunde             -              anonymous course material
 share      homes/jan                    homes          a CV
 share      numbers (its own files)      -              nine-digit numbers failing the
                                                        eleven-test
+s3         EXPORTS (its own objects)    -              a CSV of pupils with BSNs
+s3         EXAMS/rec/2024/              exams          exam recordings
 ========== ============================ ============== =============================
 
-Activities: pupils (rule, location), homes (rule, location), newsletter (no location): two of
-three enforceable. Stores: 7, registered 2. Stores with personal data: 4, registered 2.
+The S3 account is moto's, reached through a proxy that gives each test an account of its own
+(holding only its two buckets, EXPORTS and EXAMS, named at random); the ``s3`` system has no
+base, so it discovers the whole account. The EXAMS bucket's own store holds no object and
+does not count.
+
+Activities: pupils (rule, location), homes (rule, location), exams (rule, location),
+newsletter (no location): three of four enforceable. Stores: 9, registered 3. Stores with
+personal data: 5, registered 2.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from bucket_store import CREDENTIAL, Proxy, Server
+from bucket_store import Store as S3
 from fileshare_tree import as_unprivileged
 from sql_databases import pg_reader_role
 
@@ -70,6 +81,9 @@ class Estate:
     schema: str
     values: list[str]  # every personal value in the estate: none may be kept anywhere
     share: Path
+    proxy: Proxy  # the S3 account's endpoint
+    exports: str  # the bucket with the exported CSV
+    exams: str  # the bucket of the registered exam recordings
 
     def run(self, **kw: object) -> DiscoveryResult:
         options = DiscoveryOptions(
@@ -78,7 +92,31 @@ class Estate:
         return run_discovery(load_ropa(self.ropa), self.settings, self.store, options)
 
 
-def _ropa(path: Path, url: str, schema: str, share: Path, extra: str = "") -> None:
+def _ropa(
+    path: Path, url: str, schema: str, share: Path, extra: str = "", s3: str = "", exams: str = ""
+) -> None:
+    """Write the estate's RoPA; with ``s3`` (an endpoint) and ``exams`` (a bucket), with the
+    S3 account and the exams activity."""
+    bucket_system = (
+        f"""  - id: s3
+    name: Objectopslag
+    kind: bucket
+    owner: ICT
+    connection: {{endpoint_url: "{s3}", addressing_style: path, credential: s3}}
+"""
+        if s3
+        else ""
+    )
+    exams_activity = (
+        f"""  - id: exams
+    name: Examenopnames
+    retention: {{period: P2Y, clock: modified, action: delete}}
+    locations:
+      - {{system: s3, bucket: "{exams}", prefix: rec/}}
+"""
+        if s3
+        else ""
+    )
     path.write_text(
         f"""
 controller: {{name: Voorbeeldschool, contact: {{name: Administratie}}, dpo: {{name: FG}}}}
@@ -91,7 +129,7 @@ systems:
       url: "{url}"
       connect_args: {{options: "-c search_path={schema}"}}
   - {{id: share, name: Fileserver, kind: fileshare, owner: ICT, connection: {{root: "{share}"}}}}
-{extra}
+{bucket_system}{extra}
 activities:
   - id: pupils
     name: Leerlingadministratie
@@ -103,7 +141,7 @@ activities:
     retention: {{period: P1Y, clock: modified, action: delete}}
     locations:
       - {{system: share, include: ["homes/**"]}}
-  - id: newsletter
+{exams_activity}  - id: newsletter
     name: Nieuwsbrief
 discovery:
   targets:
@@ -115,7 +153,7 @@ discovery:
 
 @pytest.fixture
 def estate(
-    tmp_path: Path, pg_schema: tuple[str, sa.Engine], discovery_database: str
+    tmp_path: Path, pg_schema: tuple[str, sa.Engine], discovery_database: str, s3_server: Server
 ) -> Iterator[Estate]:
     schema, admin = pg_schema
     bsns = _bsns(300, seed=8)
@@ -167,32 +205,46 @@ def estate(
     failing = [f"{100000000 + n * 7919:09d}" for n in range(300)]
     failing = [f for f in failing if not bsn_valid(f)][:40]
     (share / "numbers" / "lijst.csv").write_text("nummer\n" + "".join(f"{f}\n" for f in failing))
-    ropa = tmp_path / "ropa.yaml"
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{discovery_database}"
-    _ropa(ropa, url, schema, share)
-    settings = load_settings(None, state_dir=tmp_path / "state")
-    store = Store.open(settings.state_database_url)
-    yield Estate(ropa, settings, store, schema, bsns + names + failing, share)
-    store.close()
+    proxy = Proxy(s3_server.endpoint, account=f"{random.randrange(10**11, 10**12)}")
+    with proxy:
+        s3 = S3(proxy.endpoint)
+        exports, exams = s3.bucket(), s3.bucket()
+        csv = "".join(f"{names[200 + n]};{bsns[200 + n]}\n" for n in range(60))
+        s3.put(exports, "leerlingen 2019.csv", ("naam;bsn\n" + csv).encode())
+        for n in range(3):
+            s3.put(exams, f"rec/2024/{100000 + n}.mp4", b"\0" * 64)
+        ropa = tmp_path / "ropa.yaml"
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{discovery_database}"
+        _ropa(ropa, url, schema, share, s3=proxy.endpoint, exams=exams)
+        settings = load_settings(None, state_dir=tmp_path / "state", credentials={"s3": CREDENTIAL})
+        store = Store.open(settings.state_database_url)
+        values = bsns + names + failing
+        yield Estate(ropa, settings, store, schema, values, share, proxy, exports, exams)
+        store.close()
 
 
 def test_unregistered_personal_data_is_ranked_above_anonymous_material(estate: Estate) -> None:
-    """The exported CSV of pupils with BSNs and the unregistered table rank above the folder
-    of course material, which scores nothing; registered stores are no findings."""
+    """The exported CSV of pupils with BSNs on the share, the unregistered table and the
+    unregistered bucket holding such a CSV rank above the folder of course material, which
+    scores nothing; registered stores are no findings."""
     result = estate.run()
     assert result.complete
     ranked = [(f.system, f.where) for f in result.findings]
-    assert ranked.index(("share", "exports")) < ranked.index(("share", "courses/wiskunde"))
-    assert ranked.index(("sis", f"{estate.schema}.export_2019")) < ranked.index(
-        ("share", "courses/wiskunde")
-    )
+    courses = ranked.index(("share", "courses/wiskunde"))
+    assert ranked.index(("share", "exports")) < courses
+    assert ranked.index(("sis", f"{estate.schema}.export_2019")) < courses
+    assert ranked.index(("s3", estate.exports)) < courses
     by_where = {f.where: f for f in result.findings}
     assert by_where["exports"].tally.hits["bsn"].values == 100  # the sample's 100 rows
     assert by_where["exports"].estimated == 150  # the rows of the whole file
     assert by_where[f"{estate.schema}.export_2019"].tally.hits["bsn"].values == 40
+    bucket = by_where[estate.exports]
+    assert (bucket.kind, bucket.finding) == ("bucket", "unregistered")
+    assert bucket.tally.hits["bsn"].values == 60 and bucket.estimated == 60
     assert by_where["courses/wiskunde"].score == 0
     assert ("share", "homes/jan") not in ranked
     assert ("sis", f"{estate.schema}.leerlingen") not in ranked
+    assert ("s3", f"{estate.exams}/rec/2024/") not in ranked
 
 
 def test_numbers_failing_the_eleven_test_are_not_counted_as_bsns(estate: Estate) -> None:
@@ -205,13 +257,13 @@ def test_numbers_failing_the_eleven_test_are_not_counted_as_bsns(estate: Estate)
 
 
 def test_coverage_matches_the_hand_count(estate: Estate) -> None:
-    """Activities 2 of 3 enforceable, stores 2 of 7 registered, stores with personal data 2
-    of 4 registered; stored per run and read back as the trend."""
+    """Activities 3 of 4 enforceable, stores 3 of 9 registered, stores with personal data 2
+    of 5 registered; stored per run and read back as the trend."""
     first = estate.run()
     coverage = first.coverage
-    assert (coverage.activities_enforceable, coverage.activities) == (2, 3)
-    assert (coverage.stores_registered, coverage.stores) == (2, 7)
-    assert (coverage.personal_stores_registered, coverage.personal_stores) == (2, 4)
+    assert (coverage.activities_enforceable, coverage.activities) == (3, 4)
+    assert (coverage.stores_registered, coverage.stores) == (3, 9)
+    assert (coverage.personal_stores_registered, coverage.personal_stores) == (2, 5)
     assert coverage.stores_partial == 0 and coverage.uninspectable == 0
     assert coverage.legacy_systems_with_data == 0
     second = estate.run()
@@ -405,3 +457,48 @@ def test_an_unreadable_folder_is_a_finding_of_its_own_and_the_run_goes_on() -> N
     finally:
         (base / "share" / "closed").chmod(0o755)
         shutil.rmtree(base)
+
+
+def test_a_bucket_without_list_rights_is_an_uninspectable_finding(estate: Estate) -> None:
+    """A bucket the credentials may not list is a finding of its own ('uninspectable', ranked
+    above what was inspected and found clean); the run completes."""
+    estate.proxy.denied.add(estate.exports)
+    result = estate.run()
+    assert result.complete
+    closed = next(f for f in result.findings if f.where == estate.exports)
+    assert (closed.kind, closed.finding, closed.inspected) == ("bucket", "uninspectable", False)
+    assert "access denied" in closed.problems[0]
+    assert closed.score > 0
+    assert result.coverage.uninspectable == 1
+
+
+def test_a_discovery_only_system_for_the_whole_account_finds_what_others_register(
+    estate: Estate,
+) -> None:
+    """A discovery-only system for the S3 account discovers every bucket (the activity's
+    system, on the same endpoint, does not discover them again); the exams prefix counts as
+    registered by the activity's location and the export bucket is unregistered."""
+    text = (
+        estate.ropa.read_text()
+        .replace(
+            "discovery:\n  targets:\n",
+            "discovery:\n  targets:\n    - {system: account, depth: 1}\n",
+        )
+        .replace(
+            "activities:",
+            f"  - {{id: account, name: S3-account, kind: bucket, owner: ICT, connection: "
+            f'{{endpoint_url: "{estate.proxy.endpoint}", addressing_style: path, '
+            f"credential: s3}}}}\nactivities:",
+            1,
+        )
+    )
+    estate.ropa.write_text(text)
+    result = estate.run()
+    outcomes = {s.system: s.outcome for s in result.systems}
+    assert (outcomes["account"], outcomes["s3"]) == ("discovered", "same_place")
+    stores = {s.where: s for s in result.stores if s.kind in ("bucket", "prefix")}
+    assert {s.system for s in stores.values()} == {"account"}
+    exams = stores[f"{estate.exams}/rec/"]  # depth 1: the whole prefix
+    assert exams.registration == "registered"
+    assert exams.covered_by == [f"exams:s3:{estate.exams}/rec/"]
+    assert stores[estate.exports].finding == "unregistered"
