@@ -58,7 +58,7 @@ import dataclasses
 import fnmatch
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -78,7 +78,7 @@ from sweeper.errors import ConnectorError, LocationInvalid, SystemUnreachable
 from sweeper.ropa.model import BucketLocation
 
 if TYPE_CHECKING:
-    from connectors.bucket import BucketConnector, _BucketInfo, _Key
+    from connectors.bucket import BucketConnector, _BucketInfo, _Key, _Version
 
 ALL_BUCKETS: Final = "(all buckets)"
 """The place named in the finding for credentials that may not list the buckets."""
@@ -294,7 +294,9 @@ class _Listing:
             int(self.request.options.get("sample_names", 50)),
         )
         folder, store = None, None
-        pages = self.connector._pages(self.bucket, self.prefix, info.versioned)
+        pages = _counted(
+            self.connector._pages(self.bucket, self.prefix, info.versioned), self.request.listed
+        )
         for item in _group_pages(pages):
             key = item.key
             if self.skipped and key.startswith(self.skipped):
@@ -332,6 +334,15 @@ class _Listing:
 
 
 # -- sample -------------------------------------------------------------------------------------
+
+
+def _counted(
+    pages: Iterator[list[tuple[str, _Version]]], listed: Callable[[int], None]
+) -> Iterator[list[tuple[str, _Version]]]:
+    """The listing's pages, telling ``listed`` of each page's objects as it comes in."""
+    for page in pages:
+        listed(len(page))
+        yield page
 
 
 def sample(connector: BucketConnector, request: SampleRequest) -> Iterator[Sample | ScanFinding]:

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 
 _MARGIN: Final = timedelta(days=14)  # a last logon may be recorded this late (AD)
 _MAX_TEXT: Final = 4096
+_SAY_EVERY: Final = 1000  # accounts counted between two calls of DiscoverRequest.listed
 _LIST_CONTENTS: Final = 0x4
 # AD's mapping of the generic rights (MS-ADTS 5.1.3.3.1): read, write, execute, all.
 _GENERIC: Final = {
@@ -440,6 +441,7 @@ def discover(
     conn = connector._connect()
     base = connector._exists(conn, request.base or connector._root or "", "discovery base")
     walk = _Walk(connector, request, _parts(base))
+    unsaid = 0
     for entry in connector._search(
         conn, base, "(objectClass=organizationalUnit)", "subtree", ["1.1"], "listing OUs"
     ):
@@ -456,6 +458,11 @@ def discover(
         "counting accounts",
     ):
         walk.account(entry)
+        unsaid += 1
+        if unsaid == _SAY_EVERY:
+            request.listed(unsaid)
+            unsaid = 0
+    request.listed(unsaid)
     yield from walk.hidden()
     yield from walk.found()
 

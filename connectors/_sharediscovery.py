@@ -41,7 +41,7 @@ import os
 import re
 from collections.abc import Iterator
 from stat import S_ISREG
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from connectors._content import READABLE, Candidate, chosen, keep, samples
 from connectors.base import (
@@ -80,6 +80,9 @@ from sweeper.ropa.model import FileLocation
 
 if TYPE_CHECKING:
     from connectors.fileshare import FileShareConnector
+
+_SAY_EVERY: Final = 1000
+"""Files listed between two calls of ``DiscoverRequest.listed``."""
 
 
 @dataclasses.dataclass
@@ -161,10 +164,15 @@ def discover(
             if workers
             else _Walker(plan).run(walk_fd)
         )
+        listed, unsaid = request.listed, 0
         with contextlib.closing(records):
             for record in records:
                 tag = record[0]
                 if tag == _ITEM:
+                    unsaid += 1
+                    if unsaid == _SAY_EVERY:
+                        listed(unsaid)
+                        unsaid = 0
                     _, path, size, _, mtime, _ = record
                     folder = path.rpartition("/")[0]
                     store = by_dir.get(folder)
@@ -188,6 +196,7 @@ def discover(
                     _, _, path, message = record
                     where = "." if path == "." and not prefix else _key(prefix, path)
                     yield ScanFinding("uninspectable", where, message)
+        listed(unsaid)
         candidates = connector._discovery_samples
         for where in sorted(stores):
             store = stores[where]

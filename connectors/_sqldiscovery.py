@@ -248,6 +248,7 @@ def discover(
                 tables = _catalog(conn, family, database, schemas, databases)
                 for table in tables:
                     yield from _store(connector, conn, table, request, threshold, tz)
+                    request.listed(1)
         except sa_exc.SQLAlchemyError as err:
             if database is None:
                 raise connector._error(err, "discovery failed") from err

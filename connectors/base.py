@@ -155,6 +155,10 @@ class DiscoverRequest:
             listed or entered here, so that nothing is discovered twice.
         options: kind-specific settings, e.g. for SQL ``databases`` (``["*"]``: every database
             on the server), ``schemas`` and ``exact_count_below``.
+        listed: called while listing with how many more items (files, objects, accounts,
+            tables) were listed, at least once a page or a thousand items, so that a long
+            listing shows it is alive (a daemon's watchdog) and can be stopped: an exception
+            it raises ends the discovery.
     """
 
     now: datetime
@@ -164,6 +168,7 @@ class DiscoverRequest:
     exclude: tuple[str, ...] = ()
     skip: tuple[tuple[str, ...], ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    listed: Callable[[int], None] = field(default=lambda count: None, compare=False)
 
 
 FULL = "full"

@@ -104,7 +104,7 @@ class JobProgress:
     being done (throttled) and, in a dry run, abandons it when a stop is requested."""
 
     # per job: what its STATUS lines say it does to the label, and what it counts
-    WORDS = {"plan": ("scanning ", "items"), "discover": ("", "stores")}
+    WORDS = {"plan": ("scanning ", "items"), "discover": ("", "items")}
 
     def __init__(self, runtime: Runtime, job: str, *, abandon_on_stop: bool) -> None:
         self.runtime = runtime

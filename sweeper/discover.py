@@ -448,11 +448,11 @@ class _Run:
         progress.start(f"discovering {system_id}")
         found: dict[str, StoreResult] = {}
         loose: list[ScanFinding] = []
+        request = replace(self.requests[system_id], listed=progress.advance)
         try:
-            for out in connector.discover(self.requests[system_id]):
+            for out in connector.discover(request):
                 if isinstance(out, DiscoveredStore):
                     found[out.where] = self._result(system_id, connector, out)
-                    progress.advance(1)
                 elif out.kind == UNINSPECTABLE:
                     loose.append(out)
         except ActionUnsupported as err:

@@ -55,6 +55,23 @@ def test_each_object_counts_in_one_store_down_to_the_depth(store: Store) -> None
     assert prefix.oldest is not None and prefix.oldest < NOW - timedelta(days=800)
 
 
+def test_a_listing_reports_each_page_of_objects_as_it_comes_in(store: Store) -> None:
+    """listed hears of each page of the listing before any store is given, so that a long
+    listing shows progress; the counts add up to the bucket's objects."""
+    bucket = store.bucket()
+    store.put_many(bucket, [f"exports/{i:04d}.csv" for i in range(2500)], age=None)
+    heard: list[tuple[int, int]] = []  # (objects, stores given so far)
+    given: list[DiscoveredStore] = []
+    with connector(store.endpoint) as conn:
+        request = DiscoverRequest(
+            now=NOW, base=bucket, listed=lambda n: heard.append((n, len(given)))
+        )
+        for out in conn.discover(request):
+            if isinstance(out, DiscoveredStore):
+                given.append(out)
+    assert heard == [(1000, 0), (1000, 0), (500, 0)]
+
+
 def test_a_prefix_above_the_depth_holds_only_its_own_objects(store: Store) -> None:
     """At depth 2 a top-level prefix counts the objects directly in it; its sub-prefixes are
     stores of their own."""

@@ -55,6 +55,25 @@ def test_discover_lists_ous_with_accounts_and_stale_ones(ad: Directory) -> None:
     assert findings == []
 
 
+def test_discover_reports_the_accounts_it_counts(ldap: Directory) -> None:
+    """listed hears of every account counted, before any OU is given."""
+    pupils = ldap.sub_ou("Leerlingen")
+    for name in ("Jan", "Piet", "Kees"):
+        ldap.user(name, parent=pupils)
+    heard: list[tuple[int, int]] = []
+    found: dict[str, DiscoveredStore] = {}
+    with ldap.connector() as connector:
+        request = DiscoverRequest(
+            now=now(), base=ldap.ou, listed=lambda n: heard.append((n, len(found)))
+        )
+        for out in connector.discover(request):
+            if isinstance(out, DiscoveredStore):
+                found[out.where] = out
+    assert found[pupils].items == 3
+    assert sum(n for n, _ in heard) == sum(s.items or 0 for s in found.values()) == 3
+    assert all(given == 0 for _, given in heard)
+
+
 def test_discover_counts_never_used_old_accounts_as_stale(ldap: Directory) -> None:
     """An account that never logged on counts as stale once it is older than stale_after."""
     ldap.user("Jan")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -44,6 +45,20 @@ def test_the_job_reports_the_run_and_its_coverage(tmp_path: Path) -> None:
     assert outcome.details["errors"] == {}
     assert f"discovery {outcome.details['run']}: 1 store(s), 1 finding(s)" in outcome.message
     assert _stored_runs(runtime) == 1
+
+
+def test_the_status_counts_the_files_listed_while_a_system_is_discovered(
+    tmp_path: Path,
+) -> None:
+    """STATUS counts what the listing has been through (files here), not the stores done, so
+    that a long listing shows progress to systemd and the watchdog."""
+    runtime = _runtime(tmp_path)
+    (tmp_path / "share" / "exports" / "old.txt").write_text("x")
+    (tmp_path / "share" / "cursus.txt").write_text("x")
+    said: list[str] = []
+    runtime = dataclasses.replace(runtime, on_progress=said.append)
+    assert discover_job(runtime).result == "ok"
+    assert "discover: discovering share, 3 items" in said, said
 
 
 def test_a_stop_abandons_the_run_and_stores_nothing(tmp_path: Path) -> None:

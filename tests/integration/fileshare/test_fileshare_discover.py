@@ -85,6 +85,44 @@ def test_excluded_and_skipped_folders_are_not_entered(share: Share) -> None:
     assert stores == {"keep"}
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_long_walk_reports_the_files_it_lists_as_it_goes(share: Share, workers: int) -> None:
+    """listed hears of every file, a thousand at a time while the walk goes on, so that a
+    daemon's watchdog sees progress before any store is done."""
+    for i in range(2500):
+        share.file(f"exports/{i:04d}.txt", size=1)
+    heard: list[tuple[int, int]] = []  # (files, stores yielded so far)
+    yielded = 0
+
+    def listed(count: int) -> None:
+        heard.append((count, yielded))
+
+    with connector(share.root, workers) as c:
+        for out in c.discover(DiscoverRequest(now=NOW, listed=listed)):
+            yielded += isinstance(out, DiscoveredStore)
+    assert sum(count for count, _ in heard) == 2500
+    assert [count for count, before in heard if before == 0][:2] == [1000, 1000]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_error_raised_by_listed_ends_the_walk(share: Share, workers: int) -> None:
+    """A stop raised from listed (as the daemon's job does on SIGTERM) ends discovery in the
+    middle of the walk: it reaches the caller and no store is given."""
+    for i in range(1500):
+        share.file(f"a/{i:04d}.txt", size=1)
+
+    class Stop(Exception):
+        pass
+
+    def listed(count: int) -> None:
+        raise Stop
+
+    given: list[object] = []
+    with connector(share.root, workers) as c, pytest.raises(Stop):
+        given.extend(c.discover(DiscoverRequest(now=NOW, listed=listed)))
+    assert given == []
+
+
 def test_base_narrows_discovery_to_a_folder(share: Share) -> None:
     """A base folder is discovered on its own; store names stay relative to the root."""
     share.file("afdelingen/admin/x.csv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -92,6 +93,19 @@ def test_tables_are_found_with_exact_counts_columns_keys_and_age(db: Database) -
     assert stores["courses"].items == 0
     expected = "pupils" if db.backend == "sqlite" else f"{db.schema}.pupils"
     assert pupils.where == expected
+
+
+def test_each_table_is_reported_as_listed_once_it_is_counted(db: Database) -> None:
+    """listed hears of each table once its store is given, one table at a time."""
+    _pupils(db.admin)
+    heard: list[int] = []
+    given: list[DiscoveredStore] = []
+    with db.connector() as connector:
+        request = dataclasses.replace(_request(db), listed=lambda n: heard.append(len(given)))
+        for out in connector.discover(request):
+            if isinstance(out, DiscoveredStore):
+                given.append(out)
+    assert len(given) == 2 and heard == [1, 2]
 
 
 @pytest.mark.parametrize("db", SERVERS, indirect=True)  # SQLite keeps no estimates
