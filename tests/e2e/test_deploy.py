@@ -13,7 +13,8 @@ import pytest
 from cli_run import Run
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-UNITS = ("sweeper.service", "sweeper-oneshot.service", "sweeper.timer")
+SERVICES = ("sweeper.service", "sweeper-oneshot.service", "sweeper-discover.service")
+UNITS = (*SERVICES, "sweeper.timer", "sweeper-discover.timer")
 INSTALL = "apt-get install systemd (systemd-analyze, systemd-sysusers, systemd-tmpfiles)"
 
 
@@ -44,7 +45,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_units_pass_systemd_analyze_verify(root: Path) -> None:
-    """systemd-analyze verify reports nothing about the service, the one-shot and the timer."""
+    """systemd-analyze verify reports nothing about the services and the timers."""
     result = subprocess.run(
         [tool("systemd-analyze"), "verify", f"--root={root}", *UNITS],
         capture_output=True,
@@ -54,7 +55,7 @@ def test_units_pass_systemd_analyze_verify(root: Path) -> None:
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
-@pytest.mark.parametrize("unit", ["sweeper.service", "sweeper-oneshot.service"])
+@pytest.mark.parametrize("unit", SERVICES)
 def test_service_exposure_is_rated_ok(unit: str) -> None:
     """systemd-analyze security --offline=yes rates the service 2.0 or lower ("OK")."""
     result = subprocess.run(
@@ -68,14 +69,29 @@ def test_service_exposure_is_rated_ok(unit: str) -> None:
     assert float(match[1]) <= 2.0 and match[2] == "OK", match[0]
 
 
-def test_both_services_have_the_same_identity_and_hardening() -> None:
-    """The one-shot service runs as hardened as the daemon (the shared block is identical)."""
+@pytest.mark.parametrize("unit", SERVICES[1:])
+def test_every_service_has_the_daemons_identity_and_hardening(unit: str) -> None:
+    """The one-shot services run as hardened as the daemon (the shared block is identical)."""
 
     def block(name: str) -> str:
         text = (DEPLOY / name).read_text()
         return text[text.index("User=ropa-sweeper") :].split("[Install]")[0].rstrip()
 
-    assert block("sweeper.service") == block("sweeper-oneshot.service")
+    assert block("sweeper.service") == block(unit)
+
+
+@pytest.mark.parametrize(
+    ("timer", "job"), [("sweeper.timer", "execute"), ("sweeper-discover.timer", "discover")]
+)
+def test_each_timer_starts_the_service_that_runs_its_jobs(timer: str, job: str) -> None:
+    """sweeper.timer runs execute, plan and prune; sweeper-discover.timer runs discovery."""
+    text = (DEPLOY / timer).read_text()
+    service = re.search(r"^Unit=(\S+)$", text, re.M)
+    assert service, timer
+    runs = re.findall(
+        r"^ExecStart=\S*sweeper run --once (\w+)$", (DEPLOY / service[1]).read_text(), re.M
+    )
+    assert job in runs and ("discover" in runs) == (job == "discover"), runs
 
 
 def test_every_hardening_line_a_site_may_relax_says_so() -> None:
