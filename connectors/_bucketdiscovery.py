@@ -24,10 +24,11 @@ Stores
     A bucket that cannot be listed (access denied) is a store with ``readable: false`` and an
     ``uninspectable`` finding, and the run goes on. Not listed: buckets and prefixes whose
     name (``bucket``, ``bucket/prefix``) matches an ``exclude`` pattern (``*`` matches any
-    characters, ``/`` too), places other systems discover (``skip``), and the system's own
-    quarantine (its objects are the sweeper's, purged when ``quarantine_for`` ends). Beyond
-    ``discover_prefixes`` prefixes in a bucket (a connector option, 10,000 by default) the
-    objects of further prefixes count in the bucket's own store (``unlisted_objects``).
+    characters, ``/`` too), places other systems discover (``skip``), and quarantines, whose
+    objects are the sweeper's, purged when ``quarantine_for`` ends (the system's own here,
+    other systems' through ``skip``). Beyond ``discover_prefixes`` prefixes in a bucket (a
+    connector option, 10,000 by default) the objects of further prefixes count in the bucket's
+    own store (``unlisted_objects``).
 
 Samples
     While listing, each store keeps objects to read, the same ones on every run over
@@ -126,6 +127,15 @@ def locate(connector: BucketConnector, store: DiscoveredStore) -> tuple[str, ...
     if store.kind == "file":
         return (*own, bucket, *rest.split("/"))
     return (*own, store.where)  # a bucket's own store, or a place that could not be listed
+
+
+def quarantine_places(connector: BucketConnector) -> tuple[tuple[str, ...], ...]:
+    """The quarantine's bucket, or bucket and prefix when the prefix ends in '/': a place other
+    systems' discovery skips (this system's own skips any quarantine prefix, see discover)."""
+    quarantine = connector.system.connection.quarantine
+    if quarantine is None or (quarantine.prefix and not quarantine.prefix.endswith("/")):
+        return ()
+    return (("bucket", endpoint(connector), quarantine.bucket, *_segments(quarantine.prefix)),)
 
 
 def _excluded(patterns: Sequence[str], name: str) -> bool:

@@ -378,6 +378,12 @@ class Connector(ABC):
         """
         return (self.kind, self.system.id)
 
+    def quarantine_places(self) -> tuple[tuple[str, ...], ...]:
+        """Return the places (as ``locate`` names them) where this system keeps quarantined
+        items: the sweeper's own, purged when ``quarantine_for`` ends, so no discovery lists
+        them as stores. The default is none."""
+        return ()
+
     def locate(self, store: DiscoveredStore) -> tuple[str, ...]:
         """Given a store this connector discovered, return where it physically lies: a path of
         names, the same for every system of this kind that reaches the same place (a share's

@@ -1082,6 +1082,12 @@ class BucketConnector(Connector):
 
         return _bucketdiscovery.scope(self, request)
 
+    def quarantine_places(self) -> tuple[tuple[str, ...], ...]:
+        """Return the quarantine bucket and prefix as a place, if the system has one."""
+        from connectors import _bucketdiscovery
+
+        return _bucketdiscovery.quarantine_places(self)
+
     def locate(self, store: DiscoveredStore) -> tuple[str, ...]:
         """Return a store's place: ``("bucket", endpoint, bucket, *prefix segments)``."""
         from connectors import _bucketdiscovery

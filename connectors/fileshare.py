@@ -2004,6 +2004,14 @@ class FileShareConnector(Connector):
 
         return _sharediscovery.scope(self, request)
 
+    def quarantine_places(self) -> tuple[tuple[str, ...], ...]:
+        """Return the quarantine root's place, if the system has one."""
+        configured = self.system.connection.quarantine_root
+        if configured is None:
+            return ()
+        real = os.path.realpath(os.path.join(self.context.base_dir, configured))
+        return (("fileshare", *[p for p in real.split("/") if p]),)
+
     def locate(self, store: DiscoveredStore) -> tuple[str, ...]:
         """Return a folder's place: ``("fileshare", *its real path's parts)``."""
         from connectors import _sharediscovery

@@ -406,7 +406,8 @@ class _Run:
         narrower systems of its kind; of systems reaching the very same place, the first that
         a discovery target names (a site's discovery-only system for a whole S3 account, say,
         whose credentials may list more than an activity's), else the first used by an
-        activity, else the first, discovers it."""
+        activity, else the first, discovers it. Every system skips the systems' quarantines
+        (the sweeper's own, purged when quarantine_for ends)."""
         used = {loc.system for a in self.ropa.activities for loc in a.locations}
         named = {t.system for t in self.ropa.discovery.targets}
         scopes: dict[str, tuple[str, ...]] = {}
@@ -430,12 +431,14 @@ class _Run:
                 )
                 continue
             owners[place] = system_id
+        quarantines = {q for c in self.connectors.values() for q in c.quarantine_places()}
         for wide_id, wide in scopes.items():
             skip = [
                 place
                 for place, owner in owners.items()
                 if owner != wide_id and len(place) > len(wide) and place[: len(wide)] == wide
             ]
+            skip += sorted(q for q in quarantines if len(q) > len(wide) and q[: len(wide)] == wide)
             if skip:
                 self.requests[wide_id] = replace(self.requests[wide_id], skip=tuple(skip))
 

@@ -502,3 +502,79 @@ def test_a_discovery_only_system_for_the_whole_account_finds_what_others_registe
     assert exams.registration == "registered"
     assert exams.covered_by == [f"exams:s3:{estate.exams}/rec/"]
     assert stores[estate.exports].finding == "unregistered"
+
+
+def test_a_share_root_does_not_list_another_systems_quarantine(
+    estate: Estate, tmp_path: Path
+) -> None:
+    """The share's quarantine root lies in the parent folder a discovery-only target walks:
+    the quarantined files (the sweeper's own, purged after the grace period) are not listed as
+    an unregistered store; the parent's other folders are."""
+    held = tmp_path / "quarantaine" / "share" / "exports"
+    held.mkdir(parents=True)
+    (held / "leerlingen 2017.csv").write_text(
+        "naam;bsn\n"
+        + (estate.share / "exports" / "leerlingen 2019.csv").read_text().split("\n", 1)[1]
+    )
+    (tmp_path / "elders").mkdir()
+    (tmp_path / "elders" / "adressen.csv").write_text("naam;adres\nA;B\n")
+    quarantine = tmp_path / "quarantaine" / "share"
+    text = (
+        estate.ropa.read_text()
+        .replace(
+            f'connection: {{root: "{estate.share}"}}',
+            f'connection: {{root: "{estate.share}", quarantine_root: "{quarantine}"}}',
+        )
+        .replace(
+            "discovery:\n  targets:\n",
+            "discovery:\n  targets:\n    - {system: server, depth: 3}\n",
+        )
+        .replace(
+            "activities:",
+            f"  - {{id: server, name: Hele server, kind: fileshare, owner: ICT, "
+            f'connection: {{root: "{tmp_path}"}}}}\nactivities:',
+            1,
+        )
+    )
+    assert "quarantine_root" in text
+    estate.ropa.write_text(text)
+    result = estate.run()
+    server = [s.where for s in result.stores if s.system == "server"]
+    assert "elders" in server
+    assert not [w for w in server if w.startswith("quarantaine")], server
+
+
+def test_an_account_wide_discovery_does_not_list_another_systems_quarantine(
+    estate: Estate,
+) -> None:
+    """The bucket system's quarantine prefix, in the export bucket, is not listed by the
+    discovery-only system for the whole account; the bucket's other objects are."""
+    s3 = S3(estate.proxy.endpoint)
+    s3.put(estate.exports, "quarantaine/exams/rec/2019/1.mp4", b"\0" * 64)
+    text = (
+        estate.ropa.read_text()
+        .replace(
+            "addressing_style: path, credential: s3}",
+            f'addressing_style: path, credential: s3, quarantine: {{bucket: "{estate.exports}", '
+            'prefix: "quarantaine/"}}',
+            1,
+        )
+        .replace(
+            "discovery:\n  targets:\n",
+            "discovery:\n  targets:\n    - {system: account, depth: 1}\n",
+        )
+        .replace(
+            "activities:",
+            f"  - {{id: account, name: S3-account, kind: bucket, owner: ICT, connection: "
+            f'{{endpoint_url: "{estate.proxy.endpoint}", addressing_style: path, '
+            f"credential: s3}}}}\nactivities:",
+            1,
+        )
+    )
+    assert "quarantaine/" in text
+    estate.ropa.write_text(text)
+    result = estate.run()
+    stores = {s.where: s for s in result.stores if s.system == "account"}
+    assert estate.exports in stores
+    assert f"{estate.exports}/quarantaine/" not in stores, sorted(stores)
+    assert stores[estate.exports].items == 1  # the export, not the quarantined recording
