@@ -168,11 +168,21 @@ class StoreResult:
     note: str | None = None
 
     @property
+    def empty(self) -> bool:
+        """Inspected and counted exactly, and nothing in it (a catalog's estimate of 0 may
+        be stale, so it is not taken for empty)."""
+        return self.inspected and self.items == 0 and self.details.get("count") != "estimate"
+
+    @property
     def finding(self) -> str | None:
-        """The kind of finding this store is, or None for a registered, inspected store."""
-        if self.registration != REGISTERED:
-            return FINDING_KINDS[self.registration] if self.inspected else UNINSPECTABLE
-        return None if self.inspected else UNINSPECTABLE
+        """The kind of finding this store is, or None for a registered, inspected store and
+        for an empty one: it holds no personal data, and coverage does not count it either.
+        It becomes a finding on the first run that finds something in it."""
+        if not self.inspected:
+            return UNINSPECTABLE
+        if self.registration == REGISTERED or self.empty:
+            return None
+        return FINDING_KINDS[self.registration]
 
     @property
     def personal_data(self) -> bool:

@@ -578,3 +578,25 @@ def test_an_account_wide_discovery_does_not_list_another_systems_quarantine(
     assert estate.exports in stores
     assert f"{estate.exports}/quarantaine/" not in stores, sorted(stores)
     assert stores[estate.exports].items == 1  # the export, not the quarantined recording
+
+
+def test_an_empty_store_is_no_finding_until_something_is_in_it(estate: Estate) -> None:
+    """An unregistered empty table is in the report as unregistered but is no finding and
+    does not count in the coverage; once it holds a row it is a finding and counts."""
+    _, admin = _admin(estate)
+    with admin.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE leeg (id int PRIMARY KEY, naam text)"))
+    first = estate.run()
+    [empty] = [s for s in first.stores if s.where.endswith("leeg")]
+    assert (empty.items, empty.registration, empty.finding) == (0, "unregistered", None)
+    assert empty not in first.findings
+    report = json.loads(Path(first.report).read_text())
+    assert [s["finding"] for s in report["stores"] if s["where"].endswith("leeg")] == [None]
+    assert not [s for s in report["findings"] if s["where"].endswith("leeg")]
+    with admin.begin() as conn:
+        conn.execute(sa.text("INSERT INTO leeg VALUES (1, 'Leerling Achternaam')"))
+    second = estate.run()
+    [filled] = [s for s in second.findings if s.where.endswith("leeg")]
+    assert filled.finding == "unregistered"
+    assert second.coverage.stores == first.coverage.stores + 1
+    admin.dispose()
