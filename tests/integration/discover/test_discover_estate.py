@@ -317,6 +317,29 @@ def test_an_acknowledged_finding_stops_appearing_until_it_holds_more(estate: Est
     assert '"event":"discovery_acknowledged"' in audit
 
 
+def _with_system(text: str, target: str, system: str) -> str:
+    """The RoPA's text with one more system (``system``, a YAML flow mapping) and, first in
+    discovery.targets, ``target`` for it."""
+    text = text.replace("discovery:\n  targets:\n", f"discovery:\n  targets:\n    - {target}\n")
+    return text.replace("activities:", f"  - {system}\nactivities:", 1)
+
+
+def _server(root: Path) -> str:
+    """A discovery-only file share system on ``root``."""
+    return (
+        "{id: server, name: Hele server, kind: fileshare, owner: ICT, "
+        f'connection: {{root: "{root}"}}}}'
+    )
+
+
+def _account(estate: Estate) -> str:
+    """A discovery-only bucket system for the whole S3 account."""
+    return (
+        f"{{id: account, name: S3-account, kind: bucket, owner: ICT, connection: "
+        f'{{endpoint_url: "{estate.proxy.endpoint}", addressing_style: path, credential: s3}}}}'
+    )
+
+
 def _admin(estate: Estate) -> tuple[str, sa.Engine]:
     url = load_ropa(estate.ropa).ropa.system("sis").connection.url  # type: ignore[union-attr]
     engine = sa.create_engine(url, connect_args={"options": f"-c search_path={estate.schema}"})
@@ -330,19 +353,7 @@ def test_a_share_root_and_a_share_on_a_folder_of_it_are_discovered_once(
     discovered by its own system, and its other folders are unregistered."""
     (tmp_path / "elders" / "oud").mkdir(parents=True)
     (tmp_path / "elders" / "oud" / "adressen.csv").write_text("naam;adres\nA;B\n")
-    text = (
-        estate.ropa.read_text()
-        .replace(
-            "discovery:\n  targets:\n",
-            "discovery:\n  targets:\n    - {system: server, depth: 2}\n",
-        )
-        .replace(
-            "activities:",
-            f"  - {{id: server, name: Hele server, kind: fileshare, owner: ICT, "
-            f'connection: {{root: "{tmp_path}"}}}}\nactivities:',
-            1,
-        )
-    )
+    text = _with_system(estate.ropa.read_text(), "{system: server, depth: 2}", _server(tmp_path))
     estate.ropa.write_text(text)
     result = estate.run()
     server = [s.where for s in result.stores if s.system == "server"]
@@ -478,20 +489,7 @@ def test_a_discovery_only_system_for_the_whole_account_finds_what_others_registe
     """A discovery-only system for the S3 account discovers every bucket (the activity's
     system, on the same endpoint, does not discover them again); the exams prefix counts as
     registered by the activity's location and the export bucket is unregistered."""
-    text = (
-        estate.ropa.read_text()
-        .replace(
-            "discovery:\n  targets:\n",
-            "discovery:\n  targets:\n    - {system: account, depth: 1}\n",
-        )
-        .replace(
-            "activities:",
-            f"  - {{id: account, name: S3-account, kind: bucket, owner: ICT, connection: "
-            f'{{endpoint_url: "{estate.proxy.endpoint}", addressing_style: path, '
-            f"credential: s3}}}}\nactivities:",
-            1,
-        )
-    )
+    text = _with_system(estate.ropa.read_text(), "{system: account, depth: 1}", _account(estate))
     estate.ropa.write_text(text)
     result = estate.run()
     outcomes = {s.system: s.outcome for s in result.systems}
@@ -519,23 +517,11 @@ def test_a_share_root_does_not_list_another_systems_quarantine(
     (tmp_path / "elders").mkdir()
     (tmp_path / "elders" / "adressen.csv").write_text("naam;adres\nA;B\n")
     quarantine = tmp_path / "quarantaine" / "share"
-    text = (
-        estate.ropa.read_text()
-        .replace(
-            f'connection: {{root: "{estate.share}"}}',
-            f'connection: {{root: "{estate.share}", quarantine_root: "{quarantine}"}}',
-        )
-        .replace(
-            "discovery:\n  targets:\n",
-            "discovery:\n  targets:\n    - {system: server, depth: 3}\n",
-        )
-        .replace(
-            "activities:",
-            f"  - {{id: server, name: Hele server, kind: fileshare, owner: ICT, "
-            f'connection: {{root: "{tmp_path}"}}}}\nactivities:',
-            1,
-        )
+    text = estate.ropa.read_text().replace(
+        f'connection: {{root: "{estate.share}"}}',
+        f'connection: {{root: "{estate.share}", quarantine_root: "{quarantine}"}}',
     )
+    text = _with_system(text, "{system: server, depth: 3}", _server(tmp_path))
     assert "quarantine_root" in text
     estate.ropa.write_text(text)
     result = estate.run()
@@ -551,26 +537,13 @@ def test_an_account_wide_discovery_does_not_list_another_systems_quarantine(
     discovery-only system for the whole account; the bucket's other objects are."""
     s3 = S3(estate.proxy.endpoint)
     s3.put(estate.exports, "quarantaine/exams/rec/2019/1.mp4", b"\0" * 64)
-    text = (
-        estate.ropa.read_text()
-        .replace(
-            "addressing_style: path, credential: s3}",
-            f'addressing_style: path, credential: s3, quarantine: {{bucket: "{estate.exports}", '
-            'prefix: "quarantaine/"}}',
-            1,
-        )
-        .replace(
-            "discovery:\n  targets:\n",
-            "discovery:\n  targets:\n    - {system: account, depth: 1}\n",
-        )
-        .replace(
-            "activities:",
-            f"  - {{id: account, name: S3-account, kind: bucket, owner: ICT, connection: "
-            f'{{endpoint_url: "{estate.proxy.endpoint}", addressing_style: path, '
-            f"credential: s3}}}}\nactivities:",
-            1,
-        )
+    text = estate.ropa.read_text().replace(
+        "addressing_style: path, credential: s3}",
+        f'addressing_style: path, credential: s3, quarantine: {{bucket: "{estate.exports}", '
+        'prefix: "quarantaine/"}}',
+        1,
     )
+    text = _with_system(text, "{system: account, depth: 1}", _account(estate))
     assert "quarantaine/" in text
     estate.ropa.write_text(text)
     result = estate.run()
