@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -112,6 +113,18 @@ class Share:
         return Counter(r[0] for r in rows)
 
 
+@contextmanager
+def paused(process: subprocess.Popen[str]) -> Iterator[None]:
+    """Hold a process still (SIGSTOP) and let it go on afterwards (SIGCONT), so that a test's
+    premise holds however fast the machine runs it: an execution holding the lock keeps it, one
+    sent a signal takes it where it was, not after it finished."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+
+
 def test_sigterm_during_execution_stops_cleanly_and_a_later_run_finishes(
     tmp_path: Path, state_url: str
 ) -> None:
@@ -129,7 +142,8 @@ def test_sigterm_during_execution_stops_cleanly_and_a_later_run_finishes(
         daemon.status("execute: acting on")
         wait_until(lambda: share.gone() >= 30, what="the execution to delete files")
         stopped = time.monotonic()
-        daemon.signal(signal.SIGTERM)
+        with paused(daemon.proc):  # SIGTERM is taken in the middle, however fast this machine
+            daemon.signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
         assert time.monotonic() - stopped < 10
         gone = share.gone()
@@ -167,8 +181,9 @@ def test_second_execution_is_refused_and_says_who_holds_the_lock(tmp_path: Path)
     first = share.start("execute", share.plan_id, SWEEPER_EXECUTE_BATCH_SIZE="1")
     try:
         wait_until(lambda: holder_appears(share), what="the first execution to take the lock")
-        second = share.run("execute", share.plan_id, SWEEPER_LOCK__ON_BUSY="refuse")
-        assert first.poll() is None, "the first execution ended before the second started"
+        with paused(first):
+            second = share.run("execute", share.plan_id, SWEEPER_LOCK__ON_BUSY="refuse")
+            assert first.poll() is None, "the first execution ended before the second started"
     finally:
         out, err = first.communicate(timeout=300)
     assert first.returncode == 0, out + err
@@ -186,15 +201,28 @@ def test_second_execution_waits_for_the_first_and_acts_on_nothing_twice(tmp_path
     """With lock.on_busy wait, the second execution waits, then finds everything done."""
     share = Share(tmp_path, f"sqlite:///{tmp_path / 'state' / 'state.db'}", 400)
     first = share.start("execute", share.plan_id, SWEEPER_EXECUTE_BATCH_SIZE="1")
+    log = tmp_path / "second.log"
     try:
         wait_until(lambda: holder_appears(share), what="the first execution to take the lock")
-        second = share.run("execute", share.plan_id)
+        with paused(first), log.open("w") as stderr:
+            second = subprocess.Popen(
+                [sys.executable, "-m", "sweeper", "execute", share.plan_id],
+                cwd=share.root,
+                env=share.env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+            )
+            wait_until(
+                lambda: "waiting for the execution lock" in " ".join(log.read_text().split()),
+                what="the second execution to wait for the lock",
+            )
     finally:
         out, err = first.communicate(timeout=300)
+    assert second.wait(timeout=300) == 0, log.read_text()
     assert first.returncode == 0, out + err
-    assert second.returncode == 0, second.stdout + second.stderr
     assert "waiting for the execution lock, held by sweeper execute" in " ".join(
-        second.stderr.split()
+        log.read_text().split()
     )
     started = share.audit("execution_started")
     finished = share.audit("execution_finished")
