@@ -100,9 +100,13 @@ class _Store:
     named: list[Candidate] = dataclasses.field(default_factory=list)
 
 
+def place_of(path: str) -> tuple[str, ...]:
+    """Return a folder's place: ``("fileshare", *its real path's parts)``."""
+    return ("fileshare", *[p for p in os.path.realpath(path).split("/") if p])
+
+
 def root_parts(connector: FileShareConnector) -> tuple[str, ...]:
-    real = os.path.realpath(connector.root)
-    return ("fileshare", *[p for p in real.split("/") if p])
+    return place_of(connector.root)
 
 
 def _rel_parts(where: str) -> list[str]:

@@ -2006,11 +2006,12 @@ class FileShareConnector(Connector):
 
     def quarantine_places(self) -> tuple[tuple[str, ...], ...]:
         """Return the quarantine root's place, if the system has one."""
+        from connectors import _sharediscovery
+
         configured = self.system.connection.quarantine_root
         if configured is None:
             return ()
-        real = os.path.realpath(os.path.join(self.context.base_dir, configured))
-        return (("fileshare", *[p for p in real.split("/") if p]),)
+        return (_sharediscovery.place_of(os.path.join(self.context.base_dir, configured)),)
 
     def locate(self, store: DiscoveredStore) -> tuple[str, ...]:
         """Return a folder's place: ``("fileshare", *its real path's parts)``."""
