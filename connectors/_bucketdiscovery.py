@@ -343,9 +343,6 @@ class _Listing:
         return store
 
 
-# -- sample -------------------------------------------------------------------------------------
-
-
 def _counted(
     pages: Iterator[list[tuple[str, _Version]]], listed: Callable[[int], None]
 ) -> Iterator[list[tuple[str, _Version]]]:
@@ -353,6 +350,9 @@ def _counted(
     for page in pages:
         listed(len(page))
         yield page
+
+
+# -- sample -------------------------------------------------------------------------------------
 
 
 def sample(connector: BucketConnector, request: SampleRequest) -> Iterator[Sample | ScanFinding]:
